@@ -106,10 +106,9 @@ def _datasets(cfg: TrainConfig, input_size: tuple[int, int], mean, std):
     train_set = CocoDetection(train_images, train_ann, input_size, train=True, mean=mean, std=std, seed=cfg.seed)
     val_set = CocoDetection(val_images, val_ann, input_size, train=False, mean=mean, std=std)
     if cfg.max_train_images:
-        train_set = torch.utils.data.Subset(train_set, range(min(cfg.max_train_images, len(train_set))))
-        train_set.class_names = train_set.dataset.class_names
+        train_set.images = train_set.images[: cfg.max_train_images]
     if cfg.max_val_images:
-        val_set = torch.utils.data.Subset(val_set, range(min(cfg.max_val_images, len(val_set))))
+        val_set.images = val_set.images[: cfg.max_val_images]
     return train_set, val_set
 
 
@@ -152,7 +151,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     ema = ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=True)
 
     loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, num_workers=cfg.workers,
-                        collate_fn=collate_detection, drop_last=True, persistent_workers=cfg.workers > 0)
+                        collate_fn=collate_detection, drop_last=True)
     total_iters = cfg.epochs * len(loader)
     decay, no_decay = [], []
     for name, p in model.named_parameters():
@@ -175,6 +174,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
     meta_cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()}
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
+        if hasattr(train_set, "set_epoch"):
+            train_set.set_epoch(epoch)  # new augmentations each epoch, independent of worker count
         t0 = time.time()
         sums = {"cls": 0.0, "box": 0.0}
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", dynamic_ncols=True, leave=False)

@@ -1,5 +1,5 @@
 """Layers: CAT attention and its pooling operators, plus the attention registry."""
-from .cat import CAT
+from .cat import CAT, set_gep
 from .create_attn import ATTENTION_LAYERS, get_attn
 from .pooling import (
     cat_pool,
@@ -14,6 +14,7 @@ from .pooling import (
 
 __all__ = [
     "CAT",
+    "set_gep",
     "ATTENTION_LAYERS",
     "get_attn",
     "cat_pool",

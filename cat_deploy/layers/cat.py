@@ -23,7 +23,7 @@ from timm.layers import create_act_layer, make_divisible
 
 from .pooling import GEP_FORMULATIONS, GMP_FILTERS, cat_pool, gaussian_kernel1d, minmax_normalize
 
-__all__ = ["CAT", "ENTROPY_NORMS", "FUSIONS", "INTERIOR_NORMS"]
+__all__ = ["CAT", "ENTROPY_NORMS", "FUSIONS", "INTERIOR_NORMS", "set_gep"]
 
 ENTROPY_NORMS = ("minmax", "minmax_signed", "none")
 FUSIONS = ("algorithm1", "eq1")
@@ -119,8 +119,9 @@ class CAT(nn.Module):
         self.spatial_factors = nn.Parameter(torch.zeros(3, **dd))  # S_alpha, S_beta, S_gamma
         self.exterior_factors = nn.Parameter(torch.zeros(2, **dd))  # C_w, S_w (softmax-normalised)
 
+        # Fixed Gaussian taps, repeated per channel so the depthwise convs export with static weights.
         taps = gaussian_kernel1d(gmp_kernel_size, gmp_sigma).to(dtype or torch.get_default_dtype())
-        self.register_buffer("gmp_taps", taps.to(device) if device else taps, persistent=False)
+        self.register_buffer("gmp_taps", taps.expand(channels, -1).contiguous().to(device), persistent=False)
         # -S_avg: the paper negates spatial GAP (eq. 7).
         self.register_buffer("spatial_sign", torch.tensor([-1.0, 1.0, 1.0], **dd), persistent=False)
 
@@ -176,3 +177,20 @@ class CAT(nn.Module):
             f"channels={self.channels}, gep={self.gep!r}, gmp_filter={self.gmp_filter!r}, "
             f"entropy_norm={self.entropy_norm!r}, fusion={self.fusion!r}, interior_norm={self.interior_norm!r}"
         )
+
+
+def set_gep(model: nn.Module, gep: str) -> int:
+    """Select the GEP formulation of every CAT module in ``model`` (in place); returns how many.
+
+    The swap is a plain attribute on the modules: weights and every other option stay.
+
+    Example:
+        >>> set_gep(model, "reference")  # the paper's formula, for comparison
+    """
+    _check("gep", gep, GEP_FORMULATIONS)
+    count = 0
+    for m in model.modules():
+        if isinstance(m, CAT):
+            m.gep = gep
+            count += 1
+    return count

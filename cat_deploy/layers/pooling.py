@@ -142,18 +142,21 @@ def gaussian_blur(x: torch.Tensor, taps: torch.Tensor, axes: str = "hw") -> torc
 
     Args:
         x (Tensor[B, C, H, W]): input.
-        taps (Tensor[k]): 1-D kernel from :func:`gaussian_kernel1d`.
+        taps (Tensor[k] or Tensor[C, k]): 1-D kernel from :func:`gaussian_kernel1d`, or the
+            same taps already repeated per channel (what :class:`CAT` stores, so exported
+            convolutions have static weight shapes).
         axes: ``"h"`` for the 1-D ``k x 1`` filter along H, ``"hw"`` for the
             separable 2-D ``k x k`` filter (along H, then along W).
     """
-    k = taps.numel()
-    c = x.shape[1]
+    k = taps.shape[-1]
     w = taps.to(dtype=x.dtype, device=x.device)
+    w = w.view(-1, 1, k).expand(x.shape[1], 1, k) if w.ndim == 1 else w.view(-1, 1, k)
+    groups = w.shape[0]
     out = x
     if "h" in axes:
-        out = F.conv2d(F.pad(out, (0, 0, k // 2, k // 2), mode="replicate"), w.view(1, 1, k, 1).expand(c, 1, k, 1), groups=c)
+        out = F.conv2d(F.pad(out, (0, 0, k // 2, k // 2), mode="replicate"), w.unsqueeze(3), groups=groups)
     if "w" in axes:
-        out = F.conv2d(F.pad(out, (k // 2, k // 2, 0, 0), mode="replicate"), w.view(1, 1, 1, k).expand(c, 1, 1, k), groups=c)
+        out = F.conv2d(F.pad(out, (k // 2, k // 2, 0, 0), mode="replicate"), w.unsqueeze(2), groups=groups)
     return out
 
 
@@ -176,7 +179,7 @@ def cat_pool(
 
     Args:
         x (Tensor[B, C, H, W]): feature map.
-        taps (Tensor[k] | None): Gaussian taps for the GMP pre-filter.
+        taps (Tensor[k] | Tensor[C, k] | None): Gaussian taps for the GMP pre-filter.
         gmp_filter: ``"paper"`` (channel GMP after a ``k x 1`` filter, spatial
             GMP after ``k x k``; the ``k x k`` is computed as the ``1 x k`` pass
             over the ``k x 1`` result), ``"2d"`` (both after ``k x k``) or

@@ -26,7 +26,7 @@ from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 from ..config import DetectorOptions
 from .backbones import AttnFactory, FeatureBackbone
 
-__all__ = ["RetinaNet", "RetinaHead", "make_anchors", "decode_boxes", "postprocess", "detection_loss"]
+__all__ = ["RetinaNet", "RetinaHead", "anchors_for_levels", "make_anchors", "decode_boxes", "postprocess", "detection_loss"]
 
 BBOX_CLIP = math.log(1000.0 / 16)
 _BOX_CODER = BoxCoder(weights=(1.0, 1.0, 1.0, 1.0), bbox_xform_clip=BBOX_CLIP)
@@ -53,16 +53,15 @@ def cell_anchors(options: DetectorOptions) -> list[torch.Tensor]:
     return out
 
 
-def make_anchors(
-    image_size: Sequence[int], options: DetectorOptions, device=None, dtype=torch.float32
-) -> torch.Tensor:
-    """All anchors for an input of ``image_size`` (h, w): Tensor[N, 4] xyxy in input pixels.
+def anchors_for_levels(sizes: Sequence[tuple], options: DetectorOptions, device=None, dtype=torch.float32) -> torch.Tensor:
+    """Anchors for pyramid levels of the given (h, w) sizes: Tensor[N, 4] xyxy in input pixels.
 
     Ordered level by level, then row-major over positions, then over the A
-    anchors of a cell, the same order as the head's flattened outputs.
+    anchors of a cell: the order of the head's flattened outputs. Sizes may be
+    traced tensors, so an exported graph computes anchors for its dynamic input size.
     """
     anchors = []
-    for (fh, fw), lvl, base in zip(level_shapes(image_size, options.levels), options.levels, cell_anchors(options)):
+    for (fh, fw), lvl, base in zip(sizes, options.levels, cell_anchors(options)):
         stride = 2**lvl
         ys = (torch.arange(fh, device=device, dtype=dtype) + 0.5) * stride
         xs = (torch.arange(fw, device=device, dtype=dtype) + 0.5) * stride
@@ -70,6 +69,13 @@ def make_anchors(
         centers = torch.stack([cx, cy, cx, cy], dim=-1).reshape(-1, 1, 4)
         anchors.append((centers + base.to(device=device, dtype=dtype)).reshape(-1, 4))
     return torch.cat(anchors, dim=0)
+
+
+def make_anchors(
+    image_size: Sequence[int], options: DetectorOptions, device=None, dtype=torch.float32
+) -> torch.Tensor:
+    """All anchors for an input of ``image_size`` (h, w): Tensor[N, 4] xyxy (see :func:`anchors_for_levels`)."""
+    return anchors_for_levels(level_shapes(image_size, options.levels), options, device, dtype)
 
 
 def decode_boxes(box_deltas: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
@@ -155,10 +161,13 @@ class RetinaNet(nn.Module):
         self.num_anchors = len(options.anchor_ratios) * len(options.anchor_scales)
         self.head = RetinaHead(c, self.num_anchors, num_classes, options.head_convs, options.head_norm)
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def pyramid(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """FPN features P3.. (one Tensor[B, fpn_channels, h_l, w_l] per level)."""
         feats = self.backbone(images)
-        pyramid = self.fpn(OrderedDict((str(i), f) for i, f in enumerate(feats)))
-        return self.head(list(pyramid.values()))
+        return list(self.fpn(OrderedDict((str(i), f) for i, f in enumerate(feats))).values())
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.head(self.pyramid(images))
 
     def anchors(self, image_size: Sequence[int], device=None) -> torch.Tensor:
         return make_anchors(image_size, self.options, device=device)

@@ -1,0 +1,66 @@
+"""Pre- and post-processing shared by every backend (PyTorch, ONNX Runtime, TensorRT).
+
+Pre-processing follows the artefact's sidecar: letterbox (detectors) or resize
+(classifiers) to the input size, RGB, ``(x/255 - mean) / std``, CHW float32.
+Post-processing turns raw detector outputs into detections with
+:func:`cat_deploy.models.postprocess` (``nms="host"``) or unpads the fixed-size
+outputs of ``nms="graph"``.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from ..config import DetectorOptions
+from ..data.transforms import Letterbox, letterbox, normalize, resize
+from ..models.detector import make_anchors, postprocess
+
+__all__ = ["preprocess", "detections_from_outputs", "anchors_for"]
+
+
+def preprocess(image: np.ndarray, input_size: Sequence[int], mean: Sequence[float], std: Sequence[float],
+               use_letterbox: bool = True) -> tuple[np.ndarray, Letterbox]:
+    """RGB uint8 image [H, W, 3] -> (float32 [3, h, w], geometry to map boxes back)."""
+    h, w = int(input_size[0]), int(input_size[1])
+    if use_letterbox:
+        img, lb = letterbox(image, (h, w))
+    else:
+        img = resize(image, (h, w))
+        lb = Letterbox(scale=w / image.shape[1], pad_x=0.0, pad_y=0.0, src_size=image.shape[:2], dst_size=(h, w))
+    return normalize(img, mean, std), lb
+
+
+@lru_cache(maxsize=16)
+def anchors_for(input_hw: tuple[int, int], options: DetectorOptions) -> torch.Tensor:
+    return make_anchors(input_hw, options)
+
+
+def detections_from_outputs(
+    outputs: dict[str, np.ndarray],
+    input_hw: Sequence[int],
+    options: DetectorOptions,
+    conf: float = 0.25,
+    iou: float = 0.5,
+    max_det: int = 100,
+    classes: Optional[Sequence[int]] = None,
+) -> list[dict[str, np.ndarray]]:
+    """Per image ``{"boxes": [M, 4] xyxy in input pixels, "scores": [M], "labels": [M]}`` (numpy)."""
+    if "num_dets" in outputs:  # nms="graph": fixed-size, zero-padded, conf/iou fixed at export
+        dets = []
+        for n, b, s, c in zip(outputs["num_dets"], outputs["boxes"], outputs["scores"], outputs["classes"]):
+            n = int(np.asarray(n).reshape(-1)[0])
+            keep = s[:n] > conf
+            if classes is not None:
+                keep &= np.isin(c[:n], list(classes))
+            keep_idx = np.where(keep)[0][:max_det]
+            dets.append({"boxes": b[keep_idx].astype(np.float32), "scores": s[keep_idx].astype(np.float32),
+                         "labels": c[keep_idx].astype(np.int64)})
+        return dets
+    hw = (int(input_hw[0]), int(input_hw[1]))
+    res = postprocess(torch.from_numpy(np.asarray(outputs["cls_logits"], np.float32)),
+                      torch.from_numpy(np.asarray(outputs["box_deltas"], np.float32)),
+                      anchors_for(hw, options), hw, conf, iou, max_det, classes=classes)
+    return [{k: v.numpy() for k, v in r.items()} for r in res]

@@ -1,0 +1,93 @@
+#!/usr/bin/env python
+"""Export a cat-deploy checkpoint to ONNX or a TensorRT engine, with parity against PyTorch.
+
+    python export.py --ckpt assets/demo/cat_retinanet_tiny.pth --format onnx
+    python export.py --ckpt model.pth --format trt --precision fp16 --dynamic --batch 8
+    python export.py --ckpt model.pth --format onnx --per-module      # localise a mismatch
+
+Writes into --out (default: a folder named after the checkpoint) NAME.onnx (and NAME.engine),
+each with a sidecar NAME.<ext>.json. Exit status: 0 ok, 1 parity failed (files kept),
+2 bad input, 3 TensorRT missing or failed (ONNX kept).
+"""
+import argparse
+import sys
+from pathlib import Path
+
+from cat_deploy.export.pipeline import ExportFailed, ExportOptions, run_export
+
+
+def parse_args(argv=None) -> ExportOptions:
+    d = ExportOptions(ckpt="")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--ckpt", required=True, help="checkpoint written by train.py / cat_deploy.save_checkpoint")
+    p.add_argument("--format", default=d.format, choices=["onnx", "trt"])
+    p.add_argument("--out", help="output folder (default: next to the checkpoint, named after it)")
+    p.add_argument("--name", default=d.name, help="artefact file stem (default: %(default)s)")
+    p.add_argument("--gep", default=d.gep, choices=["reference", "stable", "plugin"],
+                   help="GEP formulation: stable (default), reference (paper's formula, for comparison), "
+                        "plugin (fused pooling operator)")
+    p.add_argument("--precision", default=d.precision, choices=["fp32", "fp16", "int8"])
+    p.add_argument("--calib-images", help="folder of calibration images for --precision int8")
+    p.add_argument("--imgsz", type=int, nargs=2, metavar=("H", "W"), help="input size (default: the model's)")
+    p.add_argument("--batch", type=int, default=d.batch, help="batch (max batch with --dynamic)")
+    p.add_argument("--dynamic", action="store_true", help="dynamic batch, height and width")
+    p.add_argument("--min-imgsz", type=int, nargs=2, metavar=("H", "W"), help="smallest input (default imgsz/2)")
+    p.add_argument("--max-imgsz", type=int, nargs=2, metavar=("H", "W"), help="largest input (default imgsz*2)")
+    p.add_argument("--nms", default=d.nms, choices=["host", "graph"],
+                   help="detectors: host = raw outputs, decode+NMS after the engine (default); "
+                        "graph = fixed-size num_dets/boxes/scores/classes from the graph")
+    p.add_argument("--conf", type=float, default=d.conf, help="score threshold baked in with --nms graph")
+    p.add_argument("--iou", type=float, default=d.iou)
+    p.add_argument("--max-det", type=int, default=d.max_det)
+    p.add_argument("--opset", type=int, default=d.opset)
+    p.add_argument("--no-simplify", action="store_true", help="skip onnxslim")
+    p.add_argument("--no-validate", action="store_true", help="skip the parity check against PyTorch")
+    p.add_argument("--per-module", action="store_true", help="also compare every CAT module's output")
+    p.add_argument("--samples", help="image folder for parity (default: assets/samples)")
+    p.add_argument("--val-images", type=int, default=d.val_images,
+                   help="synthetic scenes for detector mAP parity (0 to skip)")
+    p.add_argument("--workspace", type=float, default=d.workspace_gib, help="TensorRT workspace, GiB")
+    p.add_argument("--timing-cache", help="TensorRT timing cache file (default: OUT/timing.cache)")
+    p.add_argument("--device", default=d.device, choices=["auto", "cpu", "cuda"], help="ONNX Runtime device for parity")
+    a = p.parse_args(argv)
+    return ExportOptions(
+        ckpt=a.ckpt, format=a.format, out=a.out, name=a.name, gep=a.gep, precision=a.precision,
+        imgsz=tuple(a.imgsz) if a.imgsz else None, batch=a.batch, dynamic=a.dynamic,
+        min_imgsz=tuple(a.min_imgsz) if a.min_imgsz else None, max_imgsz=tuple(a.max_imgsz) if a.max_imgsz else None,
+        nms=a.nms, conf=a.conf, iou=a.iou, max_det=a.max_det, opset=a.opset, simplify=not a.no_simplify,
+        validate=not a.no_validate, per_module=a.per_module, samples=a.samples, val_images=a.val_images,
+        calib_images=a.calib_images, workspace_gib=a.workspace, timing_cache=a.timing_cache, device=a.device,
+    )
+
+
+def summary(written, result=None) -> str:
+    rows = [f"{'file':<44} {'size':>10}"]
+    for f in written:
+        f = Path(f)
+        if f.exists():
+            rows.append(f"{str(f):<44} {f.stat().st_size / 1e6:>8.2f} MB")
+    if result is not None:
+        prof = result["profile"]
+        rows.append(f"input shape: opt {prof.opt}" + (f", min {prof.min}, max {prof.max}" if prof.dynamic else ""))
+        parity = result["parity"]
+        rows.append("parity: " + ("not run" if parity is None else "PASSED" if parity["passed"] else "FAILED"))
+    return "\n".join(rows)
+
+
+def main(argv=None) -> int:
+    opts = parse_args(argv)
+    try:
+        result = run_export(opts)
+    except ExportFailed as e:
+        if e.written:
+            print(summary(e.written), file=sys.stderr)
+        print(f"export.py: error: {e}", file=sys.stderr)
+        return e.code
+    print(summary(result["artefacts"], result))
+    target = result.get("engine") or result["onnx"]
+    print(f"next: python infer.py --engine {target} --images assets/samples --out runs/infer")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
