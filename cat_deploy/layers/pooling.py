@@ -160,8 +160,12 @@ def gaussian_blur(x: torch.Tensor, taps: torch.Tensor, axes: str = "hw") -> torc
     return out
 
 
-def minmax_normalize(x: torch.Tensor, dim: Dim, signed: bool = False, eps: float = 1e-6) -> torch.Tensor:
-    """Equation 4: ``(x - min) / (max - min + eps)`` over ``dim``; ``signed`` maps to ``[-1, 1]``."""
+def minmax_normalize(x: torch.Tensor, dim: Dim, signed: bool = False, eps: float = 1e-3) -> torch.Tensor:
+    """Equation 4: ``(x - min) / (max - min + eps)`` over ``dim``; ``signed`` maps to ``[-1, 1]``.
+
+    ``eps=1e-3`` (nats) keeps a nearly constant entropy map from turning rounding noise into
+    O(1) values (see docs/cat_spec.md, row 4).
+    """
     dims = _dims(x, dim)
     lo = x.amin(dims, keepdim=True)
     hi = x.amax(dims, keepdim=True)
