@@ -1,0 +1,257 @@
+"""Latency of attention variants side by side: what CAT costs in deployment.
+
+    python -m cat_deploy.bench                       # full run (CPU: PyTorch eager + ONNX Runtime), ~5-8 min here
+    python -m cat_deploy.bench --quick               # fewer repetitions
+    python -m cat_deploy.bench --models resnet50 --variants none cat-stable --reps 10
+
+For each model (ResNet-50 classifier at 224x224; the demo detector at its input size) and
+each variant (no attention, SE, ECA, CBAM, CAT with each GEP formulation) it exports an ONNX
+file, refuses to time it unless it passes parity against PyTorch (FP32 thresholds of
+``cat_deploy.validate.parity``), then times every (model, variant, backend) round-robin,
+one inference each per round, so machine drift hits all of them alike. Reports median and
+p90 latency, ratios to the plain backbone on the same backend, ONNX Runtime's speed-up over
+PyTorch eager, parameters and MACs, threads and machine. Writes ``bench_cpu.md``/``.json``
+and an ONNX Runtime profile of CAT (``cat_profile.md``) into ``--out``.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from .checkpoint import atomic_write
+from .export.onnx import ShapeProfile, export_onnx
+from .layers import set_gep
+from .models import create_model
+from .models.profile import count_macs, count_params
+from .validate.parity import TOLERANCES, compare_outputs
+
+VARIANTS = {  # name -> (attn, gep)
+    "none": (None, None), "se": ("se", None), "eca": ("eca", None), "cbam": ("cbam", None),
+    "cat-reference": ("cat", "reference"), "cat-stable": ("cat", "stable"),
+}
+MODELS = {"resnet50": ("resnet50", (224, 224)), "detector": ("retinanet_tiny", (192, 640))}
+
+
+def machine_info(threads: int) -> dict[str, Any]:
+    import onnxruntime
+
+    cpu = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": cpu, "logical_cores": os.cpu_count(), "threads": threads, "gpu": gpu,
+            "torch": str(torch.__version__), "onnxruntime": onnxruntime.__version__,
+            "python": platform.python_version(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+
+def build(model_key: str, variant: str) -> torch.nn.Module:
+    name, size = MODELS[model_key]
+    attn, gep = VARIANTS[variant]
+    torch.manual_seed(0)
+    model = create_model(name, attn=attn, num_classes=1000 if model_key == "resnet50" else 6, input_size=size)
+    with torch.no_grad():  # colla-factors off zero, so every CAT branch computes something (latency is unaffected)
+        for m in model.modules():
+            for p in ("channel_factors", "spatial_factors", "exterior_factors"):
+                if hasattr(m, p):
+                    getattr(m, p).normal_()
+    if gep:
+        set_gep(model, gep)
+    return model.eval()
+
+
+def _ort_session(path: Path, threads: int, profile_prefix: Optional[str] = None):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    if profile_prefix:
+        opts.enable_profiling = True
+        opts.profile_file_prefix = profile_prefix
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def run(models: list[str], variants: list[str], backends: list[str], reps: int, warmup: int, threads: int,
+        out: Path, log=print) -> dict[str, Any]:
+    torch.set_num_threads(threads)
+    info = machine_info(threads)
+    entries: dict[tuple[str, str, str], Any] = {}
+    meta: dict[tuple[str, str], dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="cat-bench-") as tmp:
+        for mk in models:
+            size = MODELS[mk][1]
+            x = np.random.default_rng(0).standard_normal((1, 3, *size)).astype(np.float32)
+            for v in variants:
+                model = build(mk, v)
+                row = {"params_m": count_params(model) / 1e6, "gmacs": count_macs(model, size) / 1e9}
+                with torch.no_grad():
+                    ref = model(torch.from_numpy(x))
+                ref = {f"out{i}": t.numpy() for i, t in enumerate(ref if isinstance(ref, tuple) else (ref,))}
+                names = list(ref)
+                if "torch-cpu" in backends:
+                    entries[(mk, v, "torch-cpu")] = lambda m=model, t=torch.from_numpy(x): m(t)
+                if "ort-cpu" in backends:
+                    path = Path(tmp) / f"{mk}_{v}.onnx"
+                    export_onnx(model, path, ShapeProfile.make(size), names)
+                    sess = _ort_session(path, threads)
+                    got = dict(zip(names, sess.run(names, {"images": x})))
+                    parity = compare_outputs(ref, got, TOLERANCES["fp32"])
+                    row["parity"] = {n: {k: s[k] for k in ("max_abs", "cosine", "passed")} for n, s in parity.items()}
+                    row["onnx_path"] = str(path)
+                    if all(s["passed"] for s in parity.values()):
+                        entries[(mk, v, "ort-cpu")] = lambda s=sess, n=names, xx=x: s.run(n, {"images": xx})
+                    else:
+                        log(f"  {mk}/{v}: ONNX fails parity, not timed")
+                meta[(mk, v)] = row
+                log(f"  prepared {mk}/{v}: {row['params_m']:.2f} M params, {row['gmacs']:.2f} GMACs")
+
+        keys = list(entries)
+        with torch.no_grad():
+            for k in keys:
+                for _ in range(warmup):
+                    entries[k]()
+            times = collections.defaultdict(list)
+            for r in range(reps):
+                order = keys if r % 2 == 0 else keys[::-1]  # alternate direction: no variant always runs first
+                for k in order:
+                    t0 = time.perf_counter()
+                    entries[k]()
+                    times[k].append(time.perf_counter() - t0)
+                if (r + 1) % max(1, reps // 5) == 0:
+                    log(f"  round {r + 1}/{reps}")
+
+        profile = None
+        if "ort-cpu" in backends and "cat-stable" in variants and ("resnet50", "cat-stable") in meta:
+            profile = ort_profile(Path(meta[("resnet50", "cat-stable")]["onnx_path"]), threads, Path(tmp))
+
+    results = []
+    for (mk, v, b), ts in times.items():
+        ms = np.asarray(ts) * 1e3
+        results.append({"model": mk, "variant": v, "backend": b, "median_ms": float(np.median(ms)),
+                        "p90_ms": float(np.percentile(ms, 90)), "reps": len(ms)})
+    by = {(r["model"], r["variant"], r["backend"]): r for r in results}
+    for r in results:
+        base = by.get((r["model"], "none", r["backend"]))
+        r["ratio_to_none"] = r["median_ms"] / base["median_ms"] if base else None
+        if r["backend"] == "ort-cpu" and (r["model"], r["variant"], "torch-cpu") in by:
+            r["ort_speedup_vs_torch"] = by[(r["model"], r["variant"], "torch-cpu")]["median_ms"] / r["median_ms"]
+    report = {"machine": info, "reps": reps, "warmup": warmup, "results": results,
+              "variants": {f"{mk}/{v}": {k: val for k, val in row.items() if k != "onnx_path"}
+                           for (mk, v), row in meta.items()},
+              "profile": profile}
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "bench_cpu.json", lambda t: Path(t).write_text(json.dumps(report, indent=2)))
+    atomic_write(out / "bench_cpu.md", lambda t: Path(t).write_text(markdown(report)))
+    if profile:
+        atomic_write(out / "cat_profile.md", lambda t: Path(t).write_text(profile_markdown(profile, info)))
+    return report
+
+
+def ort_profile(path: Path, threads: int, tmp: Path, runs: int = 10) -> dict[str, Any]:
+    """ONNX Runtime's per-node profile of one model: time by op type inside CAT modules and outside."""
+    sess = _ort_session(path, threads, str(tmp / "ortprof"))
+    x = np.random.default_rng(1).standard_normal(tuple(sess.get_inputs()[0].shape)).astype(np.float32)
+    for _ in range(runs):
+        sess.run(None, {"images": x})
+    with open(sess.end_profiling()) as f:
+        events = json.load(f)
+    by_op: dict[str, float] = collections.Counter()
+    by_stage: dict[str, float] = collections.Counter()
+    full_size: dict[str, float] = collections.Counter()
+    total = 0.0
+    for e in events:
+        if e.get("cat") != "Node" or not e["name"].endswith("_kernel_time"):
+            continue
+        name = e["name"][: -len("_kernel_time")]
+        op = e["args"].get("op_name", "?")
+        dur = e["dur"] / runs / 1000.0
+        total += dur
+        in_cat = "/se/" in name  # timm's attention hook: layerN/layerN.i/se/
+        by_op[("CAT " if in_cat else "net ") + op] += dur
+        if in_cat:
+            by_stage[name.split("/")[1]] += dur
+            if int(e["args"].get("output_size", 0)) > 1 << 16:
+                full_size[op] += dur
+    cat_ms = sum(v for k, v in by_op.items() if k.startswith("CAT "))
+    return {"model": path.stem, "total_ms": total, "cat_ms": cat_ms,
+            "by_op": dict(sorted(by_op.items(), key=lambda kv: -kv[1])),
+            "cat_by_stage": dict(by_stage), "cat_full_size_by_op": dict(sorted(full_size.items(), key=lambda kv: -kv[1]))}
+
+
+def markdown(report: dict[str, Any]) -> str:
+    m = report["machine"]
+    lines = [
+        "# Attention variants: latency side by side", "",
+        f"Command: `python -m cat_deploy.bench` · {m['date']} · CPU: {m['cpu']} ({m['logical_cores']} logical cores), "
+        f"{m['threads']} threads · torch {m['torch']}, onnxruntime {m['onnxruntime']} · batch 1, "
+        f"{report['reps']} interleaved rounds after {report['warmup']} warm-up runs.", "",
+        "| model | variant | backend | median ms | p90 ms | x plain | ORT speed-up vs eager | params (M) | GMACs |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in sorted(report["results"], key=lambda r: (r["model"], r["backend"], list(VARIANTS).index(r["variant"]))):
+        v = report["variants"][f"{r['model']}/{r['variant']}"]
+        ratio = f"{r['ratio_to_none']:.2f}" if r.get("ratio_to_none") else ""
+        sp = f"{r['ort_speedup_vs_torch']:.2f}" if r.get("ort_speedup_vs_torch") else ""
+        lines.append(f"| {r['model']} | {r['variant']} | {r['backend']} | {r['median_ms']:.1f} | {r['p90_ms']:.1f} | "
+                     f"{ratio} | {sp} | {v['params_m']:.2f} | {v['gmacs']:.2f} |")
+    lines += ["", "Parity of every timed ONNX file against PyTorch (FP32 thresholds):", "",
+              "| model/variant | output | max abs | cosine | passed |", "|---|---|---:|---:|---|"]
+    for key, v in report["variants"].items():
+        for out, s in v.get("parity", {}).items():
+            lines.append(f"| {key} | {out} | {s['max_abs']:.1e} | {s['cosine']:.7f} | {s['passed']} |")
+    return "\n".join(lines) + "\n"
+
+
+def profile_markdown(p: dict[str, Any], info: dict[str, Any]) -> str:
+    lines = [
+        f"# Where CAT's time goes: ONNX Runtime profile of {p['model']}", "",
+        f"`python -m cat_deploy.bench` · {info['date']} · {info['cpu']}, {info['threads']} threads · "
+        f"per inference, mean of 10 profiled runs (the profiler adds overhead; read shares, not absolutes).", "",
+        f"Total node time {p['total_ms']:.1f} ms, of which CAT modules {p['cat_ms']:.1f} ms "
+        f"({100 * p['cat_ms'] / max(p['total_ms'], 1e-9):.0f}%).", "",
+        "| where | op type | ms |", "|---|---|---:|",
+    ]
+    for k, v in p["by_op"].items():
+        if v >= 0.05:
+            where, op = k.split(" ", 1)
+            lines.append(f"| {where} | {op} | {v:.2f} |")
+    lines += ["", "CAT time per ResNet stage:", "", "| stage | ms |", "|---|---:|"]
+    lines += [f"| {k} | {v:.2f} |" for k, v in sorted(p["cat_by_stage"].items())]
+    lines += ["", "CAT ops writing full-size tensors (> 64k elements):", "", "| op | ms |", "|---|---:|"]
+    lines += [f"| {k} | {v:.2f} |" for k, v in p["cat_full_size_by_op"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--backends", nargs="+", default=["torch-cpu", "ort-cpu"], choices=["torch-cpu", "ort-cpu"])
+    p.add_argument("--reps", type=int, default=20)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--quick", action="store_true", help="5 rounds, 1 warm-up")
+    p.add_argument("--out", default="docs/benchmarks")
+    a = p.parse_args(argv)
+    reps, warmup = (5, 1) if a.quick else (a.reps, a.warmup)
+    t0 = time.time()
+    report = run(a.models, a.variants, a.backends, reps, warmup, a.threads, Path(a.out))
+    print(markdown(report))
+    print(f"wrote {a.out}/bench_cpu.md, bench_cpu.json, cat_profile.md in {time.time() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
