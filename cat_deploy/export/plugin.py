@@ -26,11 +26,14 @@ with ``gep="plugin"`` gives the same outputs as with ``gep="stable"`` (export-on
 from __future__ import annotations
 
 import os
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Optional, Union
 
 import torch
 
 from ..layers.pooling import GMP_FILTERS, cat_pool
+
+if TYPE_CHECKING:
+    import onnx
 
 __all__ = [
     "fused_cat_pool",
@@ -113,7 +116,7 @@ def fused_cat_pool(x: torch.Tensor, taps: Optional[torch.Tensor], gmp_filter: st
 _ORT_TWIN_REGISTERED = False
 
 
-def graph_has_plugin(model: Union[str, os.PathLike, bytes, "onnx.ModelProto"]) -> bool:  # noqa: F821
+def graph_has_plugin(model: Union[str, os.PathLike, bytes, "onnx.ModelProto"]) -> bool:
     """Whether an ONNX model (path, bytes or ModelProto) contains a ``FusedCatPool`` node.
 
     A file that cannot be read or parsed gives ``False``: the caller's loader reports it.

@@ -22,11 +22,11 @@ __all__ = ["preprocess", "detections_from_outputs", "anchors_for"]
 
 
 def preprocess(image: np.ndarray, input_size: Sequence[int], mean: Sequence[float], std: Sequence[float],
-               use_letterbox: bool = True) -> tuple[np.ndarray, Letterbox]:
+               use_letterbox: bool = True, pad_value: int = 114) -> tuple[np.ndarray, Letterbox]:
     """RGB uint8 image [H, W, 3] -> (float32 [3, h, w], geometry to map boxes back)."""
     h, w = int(input_size[0]), int(input_size[1])
     if use_letterbox:
-        img, lb = letterbox(image, (h, w))
+        img, lb = letterbox(image, (h, w), pad_value)
     else:
         img = resize(image, (h, w))
         lb = Letterbox(scale=w / image.shape[1], pad_x=0.0, pad_y=0.0, src_size=image.shape[:2], dst_size=(h, w))

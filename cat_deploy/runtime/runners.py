@@ -26,6 +26,7 @@ class Runner:
     name = "runner"
     input_names: list[str] = []
     output_names: list[str] = []
+    max_in_flight = 1  # batches that may be submitted before the first is collected
 
     def __init__(self):
         self._last = 0.0
@@ -54,6 +55,14 @@ class Runner:
 
     def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         raise NotImplementedError
+
+    # Pipelined use: submit batch k+1, then collect batch k. Synchronous backends run in
+    # submit() and hand the outputs back as the ticket; asynchronous ones (TensorRT) override both.
+    def submit(self, feed: dict[str, np.ndarray]):
+        return self.infer(feed)
+
+    def collect(self, ticket) -> dict[str, np.ndarray]:
+        return ticket
 
 
 class TorchRunner(Runner):
@@ -107,7 +116,9 @@ class OnnxRuntimeRunner(Runner):
     def activate(self):
         import onnxruntime as ort
 
-        opts = self.session_options or ort.SessionOptions()
+        from ..export.plugin import ort_session_options  # registers the FusedCatPool twin if the graph has it
+
+        opts = ort_session_options(self.model_bytes or self.path, self.session_options) or ort.SessionOptions()
         if self.threads:
             opts.intra_op_num_threads = self.threads
             opts.inter_op_num_threads = 1

@@ -1,0 +1,362 @@
+"""``infer.py``'s work: detections for every input image, with any backend, resumable.
+
+Pipeline (one batch in flight on the model while the next is prepared)::
+
+    reader threads: decode (read_image) -> pre-process (letterbox, normalise)   [ahead, bounded]
+    main thread:    stack batch -> runner.submit -> runner.collect previous batch
+                    -> detections_from_outputs -> boxes_to_original -> journal + per-image files
+
+Decoding and pre-processing of the next images run in a thread pool while the model
+works on the current batch; with TensorRT, whose runner holds two buffer sets,
+post-processing of batch k also overlaps the engine's work on batch k+1. A file that
+cannot be decoded is journaled as skipped with its reason and the run goes on.
+"""
+from __future__ import annotations
+
+import json
+import queue
+import sys
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from ..data.image import DEFAULT_MAX_PIXELS, ImageReadError
+from ..data.transforms import Letterbox, boxes_to_original
+from .backends import ModelError, ModelSpec, choose_batch, open_model, parse_classes
+from .outputs import (Journal, StageTimes, coco_document, done_record, format_summary, skip_record,
+                      write_image_files, write_json)
+from .processing import detections_from_outputs
+from .runners import BackendUnavailable, Runner
+from .source import Item, Source, SourceError, open_source, unique_stems
+
+__all__ = ["DetectOptions", "InferError", "run_detection", "detect_source"]
+
+
+class InferError(RuntimeError):
+    """The run cannot start (or go on); ``str()`` is one line for people, ``code`` the exit status."""
+
+    def __init__(self, message: str, code: int = 2):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class DetectOptions:
+    engine: str
+    images: str
+    out: str = "runs/infer"
+    recursive: bool = False
+    conf: float = 0.25
+    iou: float = 0.5
+    max_det: int = 100
+    batch: Optional[int] = None  # default: the artefact's export batch (1 for checkpoints)
+    classes: Optional[tuple[str, ...]] = None
+    device: str = "auto"
+    save_images: bool = False
+    save_txt: bool = False
+    save_json: bool = False
+    annotations: Optional[str] = None
+    resume: bool = True
+    workers: int = 4
+    quiet: bool = False
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    stop_after: Optional[int] = None  # stop as if interrupted after this many images (tests, staged runs)
+
+
+@dataclass
+class _Prepared:
+    item: Item
+    tensor: np.ndarray
+    lb: Letterbox
+    image: Optional[np.ndarray]
+    decode_s: float
+    pre_s: float
+
+
+def _check_options(o: DetectOptions) -> None:
+    if not 0.0 <= o.conf <= 1.0:
+        raise InferError(f"--conf must lie in 0..1, got {o.conf}")
+    if not 0.0 < o.iou <= 1.0:
+        raise InferError(f"--iou must lie in (0, 1], got {o.iou}")
+    if o.max_det < 1:
+        raise InferError(f"--max-det must be >= 1, got {o.max_det}")
+    if o.annotations and not Path(o.annotations).is_file():
+        raise InferError(f"--annotations '{o.annotations}' not found (a COCO json with images and annotations)")
+
+
+def _fingerprint(o: DetectOptions, batch: int, classes) -> dict[str, Any]:
+    st = Path(o.engine).stat()
+    return {"model": str(Path(o.engine).absolute()), "model_bytes": st.st_size, "model_mtime_ns": st.st_mtime_ns,
+            "images": str(o.images), "recursive": o.recursive, "conf": o.conf, "iou": o.iou, "max_det": o.max_det,
+            "batch": batch, "classes": classes, "device": o.device, "save_images": o.save_images,
+            "save_txt": o.save_txt, "save_json": o.save_json, "max_pixels": o.max_pixels}
+
+
+def run_detection(opts: DetectOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run ``opts`` end to end; returns the run summary (also written to ``OUT/summary.json``).
+
+    Raises :class:`InferError` (one line, exit code) when the run cannot start. Bad
+    images never raise: they are listed in the summary's ``skipped``.
+
+    Example::
+
+        s = run_detection(DetectOptions(engine="out/cat.onnx", images="assets/samples", out="runs/infer"))
+        s["images"]["done"], s["outputs"]["detections"]
+    """
+    _check_options(opts)
+    try:
+        runner, spec = open_model(opts.engine, opts.device)
+        batch = choose_batch(opts.batch, spec, opts.engine)
+        classes = parse_classes(opts.classes, spec.class_names)
+        source = open_source(opts.images, opts.recursive, opts.max_pixels)
+    except (ModelError, SourceError) as e:
+        raise InferError(str(e)) from None
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    journal = Journal(out / ".partial" / "journal.jsonl", _fingerprint(opts, batch, classes), resume=opts.resume)
+    warnings = []
+    if journal.reset_reason:
+        warnings.append(f"{out / '.partial'} held a run with other settings ({journal.reset_reason}): started over "
+                        "(its journal is kept as journal.previous.jsonl)")
+    if spec.nms == "graph" and spec.baked:
+        if opts.conf < spec.baked.get("conf", 0) or opts.iou != spec.baked.get("iou", opts.iou):
+            warnings.append(f"'{opts.engine}' has NMS in the graph with conf {spec.baked.get('conf')} and iou "
+                            f"{spec.baked.get('iou')} fixed at export: a lower --conf or another --iou has no effect "
+                            "(re-export with --nms host to choose them here)")
+    if not opts.quiet:
+        for w in warnings:
+            log(f"warning: {w}")
+    try:
+        with runner:
+            warnings += list(getattr(runner, "warnings", []))
+            summary = detect_source(source, runner, spec, opts, journal, batch, classes, log)
+    except BackendUnavailable as e:
+        raise InferError(str(e)) from None
+    finally:
+        journal.close()
+    summary["warnings"] = warnings + summary.get("warnings", [])
+    write_json(out / "summary.json", summary, indent=2)
+    if not opts.quiet:
+        log(format_summary(summary))
+    return summary
+
+
+def detect_source(source: Source, runner: Runner, spec: ModelSpec, opts: DetectOptions, journal: Journal,
+                  batch: int, classes=None, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """The run loop over an opened ``source`` with an entered ``runner``; returns the summary dict."""
+    from tqdm import tqdm
+
+    out = Path(opts.out)
+    resumed = len(journal.records)
+    stems = unique_stems([it.name for it in source.items]) if source.items and source.kind != "video" else {}
+    times = StageTimes()
+    known = source.count
+    if known is None or len(journal.records) < known:  # the first call allocates and tunes: keep it out of the timings
+        runner.infer({spec.input_name: np.zeros((batch, 3, *spec.input_hw), np.float32)})
+    stop = threading.Event()
+    workers = max(1, int(opts.workers))
+    q: queue.Queue = queue.Queue(maxsize=max(2 * batch, 2 * workers))
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cat-read")
+    keep_image = opts.save_images
+    end = object()
+
+    def prepare(item: Item, load) -> Any:
+        try:
+            image, decode_s = load()
+            t0 = time.perf_counter()
+            tensor, lb = spec.preprocess(image)
+            return _Prepared(item, tensor, lb, image if keep_image else None, decode_s, time.perf_counter() - t0)
+        except ImageReadError as e:
+            return skip_record(item.id, item.name, e.reason)
+        except MemoryError:
+            return skip_record(item.id, item.name, "out of memory while decoding (image too large)")
+        except Exception as e:  # one odd file must not end the run: report it like any unreadable image
+            return skip_record(item.id, item.name, f"unexpected {type(e).__name__} while reading: {str(e)[:200]}")
+
+    def put(entry) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def feed():
+        try:
+            for item, load in source:
+                if stop.is_set():
+                    return
+                if item.id in journal:
+                    continue
+                if not put((item, pool.submit(prepare, item, load))):
+                    return
+        except Exception as e:  # e.g. a video that cannot be opened: surface it in the main thread
+            put(e)
+        finally:
+            put(end)
+
+    bar = tqdm(total=known, initial=len(journal.records) if known else 0, unit="img", disable=opts.quiet,
+               desc="detect", dynamic_ncols=True, file=sys.stderr)
+    pending: deque = deque()
+    processed = 0
+    interrupted = False
+
+    def report_skip(rec):
+        journal.add([rec])
+        bar.update(1)
+        if not opts.quiet:
+            bar.write(f"skipped {rec['name']}: {rec['reason']}", file=sys.stderr)
+
+    def submit(group: list[_Prepared]):
+        x = np.stack([p.tensor for p in group])
+        if spec.static_batch and len(x) < batch:  # static engines take exactly `batch`: repeat the last image
+            x = np.concatenate([x, np.repeat(x[-1:], batch - len(x), axis=0)])
+        pending.append((group, runner.submit({spec.input_name: x})))
+        while len(pending) >= runner.max_in_flight:
+            finish(*pending.popleft())
+
+    def finish(group: list[_Prepared], ticket):
+        nonlocal processed
+        outputs = runner.collect(ticket)
+        times.add("inference", runner.last_inference_time())
+        t0 = time.perf_counter()
+        n = len(group)
+        outputs = {k: v[:n] for k, v in outputs.items()}
+        dets = detections_from_outputs(outputs, spec.input_hw, spec.detector, opts.conf, opts.iou, opts.max_det,
+                                       classes)
+        records = []
+        for p, d in zip(group, dets):
+            boxes = boxes_to_original(d["boxes"], p.lb)
+            rec = done_record(p.item.id, p.item.name, p.lb.src_size, boxes, d["scores"], d["labels"])
+            if p.image is not None or opts.save_txt or opts.save_json:
+                stem = stems.get(p.item.name, p.item.name)
+                write_image_files(out, stem, rec, spec.class_names, p.image, opts.save_txt, opts.save_json)
+            records.append(rec)
+        times.add("postprocess", time.perf_counter() - t0)
+        journal.add(records)
+        for p in group:
+            times.add("decode", p.decode_s)
+            times.add("preprocess", p.pre_s)
+        processed += n
+        bar.update(n)
+        if opts.stop_after is not None and processed >= opts.stop_after:
+            raise KeyboardInterrupt
+
+    t_start = time.perf_counter()
+    feeder = threading.Thread(target=feed, name="cat-feed", daemon=True)
+    feeder.start()
+    group: list[_Prepared] = []
+    try:
+        while True:
+            entry = q.get()
+            if entry is end:
+                break
+            if isinstance(entry, Exception):
+                if isinstance(entry, SourceError):
+                    raise InferError(str(entry))
+                raise entry
+            item, fut = entry
+            res = fut.result()
+            if isinstance(res, dict):
+                report_skip(res)
+                continue
+            group.append(res)
+            if len(group) == batch:
+                submit(group)
+                group = []
+        if group:
+            submit(group)
+        while pending:
+            finish(*pending.popleft())
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        feeder.join(timeout=5)
+        bar.close()
+    wall = time.perf_counter() - t_start
+    if interrupted:
+        while pending:  # results already submitted are discarded; their images run again on resume
+            pending.popleft()
+    return _summarize(source, spec, opts, journal, batch, times, processed, resumed, wall, interrupted, runner)
+
+
+def _summarize(source, spec, opts, journal, batch, times, processed, resumed, wall, interrupted,
+               runner) -> dict[str, Any]:
+    out = Path(opts.out)
+    recs = journal.records
+    done = [r for r in recs.values() if r["status"] == "done"]
+    skipped = sorted((r for r in recs.values() if r["status"] == "skipped"), key=lambda r: r["id"])
+    summary: dict[str, Any] = {
+        "model": str(opts.engine),
+        "backend": runner.name,
+        "providers": list(getattr(runner, "providers", []) or []),
+        "batch": batch,
+        "input_size": list(spec.input_hw),
+        "source": {"kind": source.kind, "path": source.description},
+        "images": {"total": source.count if source.count is not None else len(recs), "done": len(done),
+                   "skipped": len(skipped), "resumed": resumed},
+        "skipped": [{"id": r["id"], "file": r["name"], "reason": r["reason"]} for r in skipped],
+        "processed": processed,
+        "wall_s": round(wall, 3),
+        "throughput_img_s": round(processed / wall, 2) if processed and wall > 0 else None,
+        "stages": times.summary(),
+        "interrupted": interrupted,
+        "options": {k: v for k, v in asdict(opts).items() if k != "stop_after"},
+        "outputs": {"detections": str(out / "detections.json"), "summary": str(out / "summary.json")},
+    }
+    if interrupted:
+        return summary
+    info = {"model": Path(opts.engine).name, "conf": opts.conf, "iou": opts.iou, "max_det": opts.max_det,
+            "classes": parse_classes(opts.classes, spec.class_names), "input_size": list(spec.input_hw),
+            "letterbox": spec.letterbox, "boxes": "original image pixels, bbox = [x, y, w, h]"}
+    doc = coco_document(recs, spec.class_names, info)
+    write_json(out / "detections.json", doc)
+    summary["detections"] = len(doc["annotations"])
+    if opts.annotations:
+        summary["accuracy"] = _accuracy(opts.annotations, doc, spec.class_names)
+    return summary
+
+
+def _accuracy(ann_path: str, doc: dict[str, Any], class_names) -> dict[str, Any]:
+    """COCO mAP of ``doc`` against ``ann_path``, images matched by file name (relative path, then base name)."""
+    from ..validate.coco_eval import coco_map
+
+    try:
+        with open(ann_path) as f:
+            gt = json.load(f)
+        gt_images, gt_cats = gt["images"], gt["categories"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+        raise InferError(f"--annotations '{ann_path}' is not a COCO json with images and categories ({e})") from None
+    by_path = {str(im["file_name"]).replace("\\", "/"): im["id"] for im in gt_images}
+    by_base = {}
+    for im in gt_images:
+        by_base.setdefault(Path(str(im["file_name"])).name, []).append(im["id"])
+    cat_by_name = {c["name"]: c["id"] for c in gt_cats}
+    if all(n in cat_by_name for n in class_names):
+        cat_map = {i + 1: cat_by_name[n] for i, n in enumerate(class_names)}
+    else:
+        cat_map = {i + 1: i + 1 for i in range(len(class_names))}
+    id_map = {}
+    for im in doc["images"]:
+        name = im["file_name"]
+        gid = by_path.get(name)
+        if gid is None and len(by_base.get(Path(name).name, [])) == 1:
+            gid = by_base[Path(name).name][0]
+        if gid is not None:
+            id_map[im["id"]] = gid
+    results = [{"image_id": id_map[a["image_id"]], "category_id": cat_map[a["category_id"]], "bbox": a["bbox"],
+                "score": a["score"]} for a in doc["annotations"] if a["image_id"] in id_map]
+    if not id_map:
+        return {"map": 0.0, "map50": 0.0, "map75": 0.0, "images_matched": 0,
+                "note": "no image file name matches the annotations"}
+    m = coco_map(ann_path, results, image_ids=sorted(set(id_map.values())))
+    return {**{k: round(v, 5) for k, v in m.items()}, "images_matched": len(id_map)}

@@ -1,0 +1,131 @@
+"""TensorRT plugin ``cat_deploy::FusedCatPool``: fused CAT pooling as an ahead-of-time plugin.
+
+Importing this module registers the plugin when TensorRT is installed (what
+``cat_deploy.export.tensorrt.build_engine(register_plugin=True)`` relies on); without
+TensorRT the import succeeds and :func:`register_plugin` raises ``ImportError`` with the
+install command. Written against the documented ``tensorrt.plugin`` API of TensorRT >= 10.9
+(``/work/shared/TENSORRT_NOTES.md``); NOT YET RUN ON TensorRT.
+
+The ONNX node ``FusedCatPool`` (``cat_deploy.export.plugin``) maps onto it: inputs ``x``
+``[B, C, H, W]`` and ``taps`` ``[C, k]`` (a constant), string attribute ``gmp_filter``;
+outputs channel ``[B, 3, C]`` and spatial ``[B, 3, H, W]`` in ``x``'s dtype (FP32 or FP16).
+
+Ahead of time: at engine build, :func:`plugins.cat_pool_triton.plugin_ptx` compiles the
+single-launch Triton kernel to PTX for the GPU at hand, and the engine embeds it; the engine
+then runs on the plain TensorRT runtime (trtexec, C++) without Python or this file.
+Kernel parameters: ``(x, taps, C, H, W, channel, spatial)`` = (inputs..., extra scalars...,
+outputs...). Grid ``(cdiv(H, TH) * cdiv(W, TW - 2*(k//2)) + cdiv(C, CH_BLOCK_C), B)``.
+
+Environment: ``CAT_DEPLOY_CC`` overrides the compute capability (e.g. ``87`` when building
+for a Jetson Orin elsewhere), ``CAT_DEPLOY_PTX_VERSION`` the PTX ISA version (default 8.0 for
+sm_80..sm_90, so drivers from CUDA 12.0 on can JIT it; Triton's own default needs CUDA 12.9).
+"""
+# No "from __future__ import annotations": tensorrt.plugin inspects the annotations of the
+# decorated functions, which must be real objects (trtp.TensorDesc, str, ...), not strings.
+import importlib.util
+import os
+from typing import Optional
+
+__all__ = ["PLUGIN_ID", "register_plugin", "device_cc", "compile_for", "INSTALL_HINT"]
+
+PLUGIN_NAME = "FusedCatPool"
+PLUGIN_NAMESPACE = "cat_deploy"
+PLUGIN_ID = f"{PLUGIN_NAMESPACE}::{PLUGIN_NAME}"
+INSTALL_HINT = ("the FusedCatPool TensorRT plugin needs TensorRT >= 10.9 with tensorrt.plugin and Triton: "
+                "pip install 'cat-deploy[trt,plugin]' on a machine with an NVIDIA GPU")
+
+_registered = False
+
+
+def device_cc() -> int:
+    """Compute capability of the build GPU as an int (``90`` for sm_90); ``CAT_DEPLOY_CC`` overrides."""
+    if os.environ.get("CAT_DEPLOY_CC"):
+        return int(os.environ["CAT_DEPLOY_CC"])
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            major, minor = torch.cuda.get_device_capability()
+            return 10 * major + minor
+    except ImportError:
+        pass
+    try:
+        from cuda.bindings import runtime as cudart
+
+        err, prop = cudart.cudaGetDeviceProperties(0)
+        if int(err) == 0:
+            return 10 * prop.major + prop.minor
+    except ImportError:
+        pass
+    raise RuntimeError("cannot find the GPU's compute capability for the FusedCatPool plugin: "
+                       "no CUDA device visible to torch or cuda-python; set CAT_DEPLOY_CC (e.g. 90)")
+
+
+def _ptx_version(cc: int) -> Optional[int]:
+    if os.environ.get("CAT_DEPLOY_PTX_VERSION"):
+        return int(os.environ["CAT_DEPLOY_PTX_VERSION"])
+    return 80 if cc <= 90 else None
+
+
+def compile_for(cc: int, dtype: str, gmp_filter: str, k: int):
+    """The plugin kernel for one configuration (:class:`plugins.cat_pool_triton.PluginKernel`)."""
+    from .cat_pool_triton import plugin_ptx
+
+    return plugin_ptx(cc, dtype, gmp_filter, k, ptx_version=_ptx_version(cc))
+
+
+def register_plugin() -> None:
+    """Register ``cat_deploy::FusedCatPool`` with ``tensorrt.plugin`` (idempotent)."""
+    global _registered
+    if _registered:
+        return
+    try:
+        import tensorrt as trt
+        import tensorrt.plugin as trtp
+    except ImportError:
+        raise ImportError(INSTALL_HINT) from None
+    from typing import Tuple, Union
+
+    from .cat_pool_triton import FILTERS, PluginConfig
+
+    @trtp.register(PLUGIN_ID)
+    def _describe(x: trtp.TensorDesc, taps: trtp.TensorDesc,
+                  gmp_filter: str) -> Tuple[trtp.TensorDesc, trtp.TensorDesc]:
+        b, c, h, w = x.shape_expr
+        return (trtp.from_shape_expr((b, 3, c), dtype=x.dtype),
+                trtp.from_shape_expr((b, 3, h, w), dtype=x.dtype))
+
+    @trtp.autotune(PLUGIN_ID)
+    def _formats(x: trtp.TensorDesc, taps: trtp.TensorDesc, outputs: Tuple[trtp.TensorDesc]):
+        # Position-wise: (x, taps, channel, spatial) all FP32 or all FP16, linear (NCHW) layout.
+        return [trtp.AutoTuneCombination("FP32|FP16, FP32|FP16, FP32|FP16, FP32|FP16", "LINEAR")]
+
+    @trtp.aot_impl(PLUGIN_ID)
+    def _aot(x: trtp.TensorDesc, taps: trtp.TensorDesc, gmp_filter: str, outputs: Tuple[trtp.TensorDesc],
+             tactic: int) -> Tuple[Union[str, bytes], Union[str, bytes], trtp.KernelLaunchParams, trtp.SymExprs]:
+        if gmp_filter not in FILTERS:
+            raise ValueError(f"FusedCatPool: gmp_filter must be one of {tuple(FILTERS)}, got {gmp_filter!r}")
+        k = 1
+        if gmp_filter != "none":
+            kdim = taps.shape_expr[1]
+            if not kdim.is_constant:
+                raise ValueError("FusedCatPool: the taps input must have a build-time constant shape [C, k]")
+            k = int(kdim.constant_value())
+        dtype = "float16" if x.dtype == trt.float16 else "float32"
+        cfg = PluginConfig()
+        kernel = compile_for(device_cc(), dtype, gmp_filter, k)
+        b, c, h, w = x.shape_expr
+        r = k // 2
+        launch = trtp.KernelLaunchParams()
+        launch.grid_x = trtp.cdiv(h, cfg.th) * trtp.cdiv(w, cfg.tw - 2 * r) + trtp.cdiv(c, cfg.ch_block_c)
+        launch.grid_y = b
+        launch.block_x = kernel.num_warps * 32
+        launch.shared_mem = kernel.shared
+        extra = trtp.SymIntExprs.from_tuple([trtp.SymInt32(e) for e in (c, h, w)])
+        return kernel.name.encode(), kernel.ptx.encode(), launch, extra
+
+    _registered = True
+
+
+if importlib.util.find_spec("tensorrt") is not None:
+    register_plugin()

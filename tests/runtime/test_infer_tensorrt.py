@@ -1,0 +1,401 @@
+"""TensorRT runner: the pure-Python parts without TensorRT; the pipelined run loop with a stand-in async runner.
+
+The end-to-end engine test (build, run, compare with ONNX Runtime) is in
+``test_infer_runner.py`` and carries the ``tensorrt`` and ``gpu`` markers.
+"""
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cat_deploy.config import DetectorOptions
+from cat_deploy.runtime.backends import ModelSpec
+from cat_deploy.runtime.detect import DetectOptions, detect_source
+from cat_deploy.runtime.outputs import Journal
+from cat_deploy.runtime.runners import BackendUnavailable, Runner
+from cat_deploy.runtime.source import open_source
+from cat_deploy.runtime.tensorrt import (BufferRing, EngineMismatch, TensorRTRunner, binding_layout,
+                                         check_input_shape, engine_compatibility, volume)
+
+HOST_NMS = [("images", "input", (-1, 3, -1, -1), np.float32),
+            ("cls_logits", "output", (-1, -1, 6), np.float32),
+            ("box_deltas", "output", (-1, -1, 4), np.float32)]
+
+
+def test_binding_layout():
+    layout = binding_layout(HOST_NMS, ["box_deltas", "cls_logits"])
+    assert layout.input.name == "images" and layout.input.shape == (-1, 3, -1, -1)
+    assert [t.name for t in layout.outputs] == ["cls_logits", "box_deltas"]  # engine order kept
+    assert layout.names == ["images", "cls_logits", "box_deltas"]
+    graph = [("images", "TensorIOMode.INPUT", (2, 3, 192, 640), np.float16),
+             ("num_dets", "TensorIOMode.OUTPUT", (2, 1), np.int32)]
+    assert binding_layout(graph).input.dtype == np.float16
+
+
+@pytest.mark.parametrize("tensors, expected, words", [
+    (HOST_NMS + [("extra", "input", (1, 3), np.float32)], None, "one input"),
+    ([("images", "input", (1, 192, 640), np.float32)] + HOST_NMS[1:], None, "[batch, 3, height, width]"),
+    ([("images", "input", (1, 1, 192, 640), np.float32)] + HOST_NMS[1:], None, "[batch, 3, height, width]"),
+    (HOST_NMS[:1], None, "no outputs"),
+    (HOST_NMS, ["num_dets", "boxes", "scores", "classes"], "another export"),
+    (HOST_NMS[:2] + [("box_deltas", "output", (-1, -1, 4), "DataType.FP8")], None, "BF16/FP8"),
+    ([("images", "weird", (1, 3, 8, 8), np.float32)], None, "I/O mode"),
+])
+def test_binding_layout_rejects(tensors, expected, words):
+    with pytest.raises(ValueError, match=None) as e:
+        binding_layout(tensors, expected)
+    assert words in str(e.value) and "\n" not in str(e.value)
+
+
+def test_check_input_shape():
+    profile = ((1, 3, 96, 320), (4, 3, 192, 640), (8, 3, 384, 1280))
+    assert check_input_shape((8, 3, 192, 640), (-1, 3, -1, -1), profile) == (8, 3, 192, 640)
+    assert check_input_shape([1, 3, 96, 320], (-1, 3, -1, -1), profile) == (1, 3, 96, 320)
+    with pytest.raises(ValueError, match="outside the engine's profile"):
+        check_input_shape((9, 3, 192, 640), (-1, 3, -1, -1), profile)
+    with pytest.raises(ValueError, match="outside"):
+        check_input_shape((1, 3, 64, 640), (-1, 3, -1, -1), profile)
+    with pytest.raises(ValueError, match="static shape"):
+        check_input_shape((2, 3, 192, 640), (1, 3, 192, 640))
+    with pytest.raises(ValueError, match="axes"):
+        check_input_shape((3, 192, 640), (1, 3, 192, 640))
+    with pytest.raises(ValueError, match="no optimization profile"):
+        check_input_shape((1, 3, 192, 640), (-1, 3, 192, 640))
+    assert volume((2, 3, 4)) == 24
+    with pytest.raises(ValueError):
+        volume((-1, 3))
+
+
+def _sidecar(trt="10.13.2.6", cc="9.0", gpu="NVIDIA H200", **engine):
+    return {"versions": {"tensorrt": trt, "compute_capability": cc, "gpu": gpu},
+            "engine": {"tensorrt": trt, **engine}}
+
+
+def test_engine_compatibility():
+    assert engine_compatibility(_sidecar(), "10.13.2.6", "NVIDIA H200", "9.0") == ([], [])
+    assert engine_compatibility(_sidecar(), "10.13.2", "NVIDIA H200", "9.0") == ([], [])  # build number ignored
+
+    errors, _ = engine_compatibility(_sidecar(), "10.14.1", "NVIDIA H200", "9.0")
+    assert len(errors) == 1 and "TensorRT 10.13.2.6" in errors[0] and "10.14.1" in errors[0]
+    assert "python export.py" in errors[0] and "--format trt" in errors[0] and "\n" not in errors[0]
+
+    errors, _ = engine_compatibility(_sidecar(), "10.13.2.6", "NVIDIA A100-SXM4-80GB", "8.0")
+    assert "compute capability 9.0" in errors[0] and "8.0" in errors[0]
+    errors, _ = engine_compatibility(_sidecar(trt="11.4.0"), "10.13.2", "NVIDIA L4", "8.9")
+    assert len(errors) == 1 and "TensorRT" in errors[0] and "compute capability" in errors[0]
+
+    errors, warnings = engine_compatibility(_sidecar(), "10.13.2.6", "NVIDIA H100 80GB HBM3", "9.0")
+    assert errors == [] and "H100" in warnings[0]
+
+    assert engine_compatibility(_sidecar(version_compatible=True), "10.14.1", "NVIDIA H200", "9.0")[0] == []
+    assert engine_compatibility(_sidecar(hardware_compatibility="ampere+"), "10.13.2.6", "NVIDIA L4", "8.9")[0] == []
+
+    errors, warnings = engine_compatibility({"versions": {}}, "10.13.2", "NVIDIA H200", "9.0")
+    assert errors == [] and len(warnings) == 2
+
+
+def test_buffer_ring_rotation():
+    ring = BufferRing(2)
+    assert [ring.acquire(), ring.acquire()] == [0, 1] and ring.full and ring.in_flight == 2
+    with pytest.raises(RuntimeError, match="collect"):
+        ring.acquire()
+    assert ring.oldest() == 0 and ring.release() == 0
+    assert ring.acquire() == 0 and ring.release() == 1 and ring.release() == 0
+    with pytest.raises(RuntimeError, match="no batch"):
+        ring.release()
+    seq = []
+    ring = BufferRing(3)
+    for _ in range(7):  # steady state: submit k+1 .. k+2, collect k
+        if ring.full:
+            ring.release()
+        seq.append(ring.acquire())
+    assert seq == [0, 1, 2, 0, 1, 2, 0]
+    with pytest.raises(ValueError):
+        BufferRing(0)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed")
+def test_runner_without_tensorrt_says_what_to_install(tmp_path):
+    engine = tmp_path / "cat.engine"
+    engine.write_bytes(b"plan")
+    with pytest.raises(BackendUnavailable) as e:
+        with TensorRTRunner(engine):
+            pass
+    msg = str(e.value)
+    assert "pip install 'cat-deploy[trt]'" in msg and "cat.onnx" in msg and "\n" not in msg
+    assert issubclass(EngineMismatch, BackendUnavailable)
+
+
+class _AsyncRunner(Runner):
+    """Stand-in for TensorRT's runner: two buffer sets, results handed back by collect() in order."""
+
+    name = "async"
+    max_in_flight = 2
+
+    def __init__(self):
+        super().__init__()
+        self.ring = BufferRing(2)
+        self.events = []
+        self.max_seen = 0
+
+    def _infer(self, feed):
+        x = feed["images"]
+        n = len(x)
+        return {"num_dets": np.zeros((n, 1), np.int32), "boxes": np.zeros((n, 1, 4), np.float32),
+                "scores": np.zeros((n, 1), np.float32), "classes": np.zeros((n, 1), np.int32)}
+
+    def submit(self, feed):
+        slot = self.ring.acquire()
+        self.max_seen = max(self.max_seen, self.ring.in_flight)
+        self.events.append(("submit", slot))
+        return slot, self._infer(feed)
+
+    def collect(self, ticket):
+        slot, out = ticket
+        assert self.ring.release() == slot, "collected out of order"
+        self.events.append(("collect", slot))
+        return out
+
+
+def test_run_loop_keeps_one_batch_ahead(tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(7):
+        Image.fromarray(np.full((40, 60, 3), i * 30, np.uint8)).save(folder / f"{i}.png")
+    spec = ModelSpec(backend="async", input_name="images", output_names=("num_dets", "boxes", "scores", "classes"),
+                     input_hw=(32, 64), class_names=("a",), detector=DetectorOptions(), mean=(0.5,) * 3,
+                     std=(0.25,) * 3, nms="graph")
+    runner = _AsyncRunner()
+    opts = DetectOptions(engine="x", images=str(folder), out=str(tmp_path / "out"), quiet=True, workers=2)
+    journal = Journal(tmp_path / "out" / ".partial" / "journal.jsonl", {})
+    summary = detect_source(open_source(folder), runner, spec, opts, journal, batch=2)
+    journal.close()
+    assert summary["images"]["done"] == 7 and runner.max_seen == 2
+    kinds = [k for k, _ in runner.events]
+    assert kinds[:3] == ["submit", "submit", "collect"]  # batch 2 was enqueued before batch 1 was collected
+    assert kinds.count("submit") == kinds.count("collect") == 4
+    doc = json.loads((tmp_path / "out" / "detections.json").read_text())
+    assert [im["id"] for im in doc["images"]] == list(range(1, 8))
+
+
+
+def test_run_loop_on_a_video_resumes_by_frame(tmp_path):
+    av = pytest.importorskip("av", reason="PyAV (pip install av) reads videos")
+    path = tmp_path / "clip.mp4"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("mpeg4", rate=10)
+        s.width, s.height, s.pix_fmt = 64, 32, "yuv420p"
+        for i in range(5):
+            for p in s.encode(av.VideoFrame.from_ndarray(np.full((32, 64, 3), 50 * i, np.uint8), format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    spec = ModelSpec(backend="async", input_name="images", output_names=("num_dets", "boxes", "scores", "classes"),
+                     input_hw=(32, 64), class_names=("a",), detector=DetectorOptions(), mean=(0.5,) * 3,
+                     std=(0.25,) * 3, nms="graph")
+    opts = DetectOptions(engine="x", images=str(path), out=str(tmp_path / "out"), quiet=True)
+    for stop_after, done in ((2, None), (None, 5)):
+        journal = Journal(tmp_path / "out" / ".partial" / "journal.jsonl", {"video": 1})
+        summary = detect_source(open_source(path), _AsyncRunner(), spec,
+                                DetectOptions(**{**opts.__dict__, "stop_after": stop_after}), journal, batch=2)
+        journal.close()
+    assert summary["images"]["done"] == 5 and summary["processed"] == 3
+    doc = json.loads((tmp_path / "out" / "detections.json").read_text())
+    assert [im["file_name"] for im in doc["images"]] == [f"clip/{i:06d}" for i in range(5)]
+
+
+# ----------------------------------------------------------------------------- the runner's own code, on fakes
+# A stand-in for the documented tensorrt/cuda-python calls the runner makes, with host memory playing the
+# GPU and copies done at once. It checks the runner's bookkeeping (shapes, addresses, buffer sets, copies,
+# order of results), not TensorRT: that is the job of the tensorrt-marked test in test_infer_runner.py.
+
+
+class _FakeCudart:
+    class cudaMemcpyKind:
+        cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost = 1, 2
+
+    class _Props:
+        name, major, minor = b"Fake GPU 9000", 9, 0
+
+    def __init__(self):
+        import ctypes
+
+        self.ctypes, self.blocks, self.freed = ctypes, {}, 0
+
+    def _alloc(self, n):
+        buf = (self.ctypes.c_uint8 * n)()
+        addr = self.ctypes.addressof(buf)
+        self.blocks[addr] = buf
+        return 0, addr
+
+    cudaMallocHost = cudaMalloc = _alloc
+
+    def cudaFreeHost(self, p):
+        self.freed += 1
+        return (0,)
+
+    cudaFree = cudaFreeHost
+
+    def cudaMemcpyAsync(self, dst, src, n, kind, stream):
+        self.ctypes.memmove(dst, src, n)
+        return (0,)
+
+    def cudaSetDevice(self, d):
+        return (0,)
+
+    def cudaGetDeviceProperties(self, d):
+        return 0, self._Props()
+
+    def cudaStreamCreate(self):
+        return 0, 7
+
+    def cudaStreamSynchronize(self, s):
+        return (0,)
+
+    cudaStreamDestroy = cudaStreamSynchronize
+
+    def cudaEventCreate(self):
+        return 0, object()
+
+    def cudaEventRecord(self, e, s):
+        return (0,)
+
+    def cudaEventSynchronize(self, e):
+        return (0,)
+
+    cudaEventDestroy = cudaEventSynchronize
+
+    def cudaEventElapsedTime(self, a, b):
+        return 0, 2.5
+
+
+class _FakeTrt:
+    """Engine ``images [-1, 3, -1, -1] -> total [-1, 1]`` (sum of each image), profile batch 1..4."""
+
+    __version__ = "10.13.2.6"
+
+    class TensorIOMode:
+        INPUT, OUTPUT = "in", "out"
+
+    class Logger:
+        WARNING = 2
+
+        def __init__(self, level):
+            pass
+
+    @staticmethod
+    def nptype(dt):
+        return dt
+
+    class Runtime:
+        def __init__(self, logger):
+            pass
+
+        def deserialize_cuda_engine(self, data):
+            return _FakeEngine() if data == b"plan" else None
+
+
+class _FakeEngine:
+    num_io_tensors = 2
+    names = ["images", "total"]
+
+    def get_tensor_name(self, i):
+        return self.names[i]
+
+    def get_tensor_mode(self, name):
+        return "in" if name == "images" else "out"
+
+    def get_tensor_shape(self, name):
+        return (-1, 3, -1, -1) if name == "images" else (-1, 1)
+
+    def get_tensor_dtype(self, name):
+        return np.float32
+
+    def get_tensor_profile_shape(self, name, profile):
+        return [(1, 3, 8, 8), (2, 3, 16, 16), (4, 3, 32, 32)]
+
+    def create_execution_context(self):
+        return _FakeContext()
+
+
+class _FakeContext:
+    def __init__(self):
+        self.shape, self.addr, self.runs = None, {}, []
+
+    def set_input_shape(self, name, shape):
+        self.shape = tuple(shape)
+        return True
+
+    def get_tensor_shape(self, name):
+        return self.shape if name == "images" else (self.shape[0], 1)
+
+    def set_tensor_address(self, name, ptr):
+        self.addr[name] = ptr
+
+    def execute_async_v3(self, stream):
+        import ctypes
+
+        n = int(np.prod(self.shape))
+        x = np.ctypeslib.as_array(ctypes.cast(self.addr["images"], ctypes.POINTER(ctypes.c_float)), (n,))
+        y = np.ctypeslib.as_array(ctypes.cast(self.addr["total"], ctypes.POINTER(ctypes.c_float)), (self.shape[0],))
+        y[:] = x.reshape(self.shape).sum(axis=(1, 2, 3))
+        self.runs.append(self.shape)
+        return True
+
+
+@pytest.fixture
+def fake_trt(monkeypatch, tmp_path):
+    import cat_deploy.runtime.tensorrt as mod
+
+    cudart = _FakeCudart()
+    monkeypatch.setattr(mod, "_import_tensorrt", lambda path: _FakeTrt)
+    monkeypatch.setattr(mod, "_import_cudart", lambda: cudart)
+    engine = tmp_path / "cat.engine"
+    engine.write_bytes(b"plan")
+    return engine, cudart
+
+
+def test_runner_pipelines_on_fakes(fake_trt):
+    engine, cudart = fake_trt
+    sidecar = {"output_names": ["total"], "versions": {"compute_capability": "9.0", "gpu": "Fake GPU 9000"},
+               "engine": {"tensorrt": "10.13.2.6"}}
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((b, 3, h, w)).astype(np.float32) for b, h, w in ((4, 32, 32), (1, 8, 8), (3, 16, 24))]
+    with TensorRTRunner(engine, buffers=2, warmup=1, sidecar=sidecar) as r:
+        assert r.input_names == ["images"] and r.output_names == ["total"] and r.max_in_flight == 2
+        assert r._context.runs == [(2, 3, 16, 16)]  # warm-up at the profile's opt shape
+        t0 = r.submit({"images": xs[0]})
+        t1 = r.submit({"images": xs[1]})  # second buffer set while the first is in flight
+        with pytest.raises(RuntimeError, match="collect"):
+            r.submit({"images": xs[2]})  # both sets busy
+        with pytest.raises(RuntimeError, match="order"):
+            r.collect(t1)
+        out0 = r.collect(t0)
+        t2 = r.submit({"images": xs[2]})
+        out1, out2 = r.collect(t1), r.collect(t2)
+        for x, out in zip(xs, (out0, out1, out2)):
+            assert out["total"].shape == (len(x), 1)
+            np.testing.assert_allclose(out["total"][:, 0], x.sum(axis=(1, 2, 3)), rtol=1e-5)
+        assert r.last_inference_time() == pytest.approx(0.0025)
+        np.testing.assert_allclose(r.infer({"images": xs[1]})["total"][:, 0], xs[1].sum(axis=(1, 2, 3)), rtol=1e-5)
+        with pytest.raises(BackendUnavailable, match="outside the engine's profile"):
+            r.infer({"images": np.zeros((5, 3, 8, 8), np.float32)})
+    assert cudart.freed == 2 * 2 * 2  # 2 sets x (images, total) x (host, device)
+
+
+def test_runner_refuses_a_mismatched_engine(fake_trt):
+    engine, _ = fake_trt
+    other = {"versions": {"compute_capability": "8.6", "gpu": "NVIDIA RTX A6000"}, "engine": {"tensorrt": "10.9.0"}}
+    with pytest.raises(EngineMismatch) as e:
+        TensorRTRunner(engine, sidecar=other).activate()
+    msg = str(e.value)
+    assert "10.9.0" in msg and "8.6" in msg and "export.py" in msg and "\n" not in msg
+    engine.write_bytes(b"damaged")
+    with pytest.raises(EngineMismatch, match="could not load"):
+        TensorRTRunner(engine, sidecar={}).activate()
+    wrong = {"output_names": ["cls_logits", "box_deltas"], "engine": {"tensorrt": "10.13.2.6"}}
+    engine.write_bytes(b"plan")
+    with pytest.raises(BackendUnavailable, match="another export"):
+        TensorRTRunner(engine, sidecar=wrong).activate()
