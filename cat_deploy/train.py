@@ -192,7 +192,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
             scheduler.step()
             ema.update(model, step=epoch * len(loader) + i + 1)
             for k in sums:
-                sums[k] += float(losses[k])
+                sums[k] += float(losses[k].detach())
             bar.set_postfix(cls=f"{sums['cls'] / (i + 1):.3f}", box=f"{sums['box'] / (i + 1):.3f}",
                             lr=f"{scheduler.get_last_lr()[0]:.1e}")
         train_time = time.time() - t0

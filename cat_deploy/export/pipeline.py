@@ -74,6 +74,10 @@ def _check(opts: ExportOptions) -> None:
         raise ExportFailed(f"--batch must be >= 1, got {opts.batch}")
 
 
+def _samples(opts: ExportOptions) -> Optional[str]:
+    return opts.samples or (str(DEFAULT_SAMPLES) if DEFAULT_SAMPLES.is_dir() else None)
+
+
 def _calibration(config, folder: str, limit: int = 256):
     import numpy as np
 
@@ -184,9 +188,8 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = print) -> dict[
         from ..validate.parity import summarize
 
         log(f"[3/4] parity of {onnx_path.name} against PyTorch (ONNX Runtime)")
-        samples = opts.samples or (str(DEFAULT_SAMPLES) if DEFAULT_SAMPLES.is_dir() else None)
-        report = validate_artefact(model, onnx_path, sidecar, samples, opts.val_images, opts.per_module, opts.device,
-                                   log)
+        report = validate_artefact(model, onnx_path, sidecar, _samples(opts), opts.val_images, opts.per_module,
+                                   opts.device, log)
         sidecar["parity"] = report
         write_sidecar(onnx_path, sidecar)
         for line in summarize(report):
@@ -221,9 +224,8 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = print) -> dict[
             from ..validate.check import validate_artefact
             from ..validate.parity import summarize
 
-            eng_report = validate_artefact(model, engine_path, engine_sidecar, opts.samples or
-                                           (str(DEFAULT_SAMPLES) if DEFAULT_SAMPLES.is_dir() else None),
-                                           opts.val_images, False, opts.device, log)
+            eng_report = validate_artefact(model, engine_path, engine_sidecar, _samples(opts), opts.val_images,
+                                           False, opts.device, log)
             engine_sidecar["parity"] = eng_report
             write_sidecar(engine_path, engine_sidecar)
             for line in summarize(eng_report):

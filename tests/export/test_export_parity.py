@@ -142,3 +142,29 @@ def test_reference_and_stable_onnx_agree(ckpt, tmp_path):
         outs[gep] = sess.run(None, {"images": x})
     for a, b in zip(outs["reference"], outs["stable"]):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_standalone_validate_fails_on_faulty_artefact(ckpt, exported, tmp_path):
+    import shutil
+
+    _, out = exported
+    model = onnx.load(str(out / "cat.onnx"))
+    head = next(i for i in model.graph.initializer if "cls_logits" in i.name and i.name.endswith("bias"))
+    head.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(head) + 1.0, head.name))
+    onnx.save(model, str(tmp_path / "cat.onnx"))
+    shutil.copy(out / "cat.onnx.json", tmp_path / "cat.onnx.json")
+    cmd = [sys.executable, "-m", "cat_deploy.validate", "--ckpt", str(ckpt), "--val-images", "0"]
+    good = subprocess.run(cmd + ["--artefact", str(out / "cat.onnx")], capture_output=True, text=True, cwd=ROOT)
+    bad = subprocess.run(cmd + ["--artefact", str(tmp_path / "cat.onnx")], capture_output=True, text=True, cwd=ROOT)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert bad.returncode == 1 and "FAIL" in bad.stdout and "parity: FAILED" in bad.stdout
+
+
+def test_int8_needs_calibration_and_modelopt(ckpt, tmp_path):
+    r = run_cli("--ckpt", str(ckpt), "--out", str(tmp_path / "a"), "--precision", "int8")
+    assert r.returncode == 2 and "--calib-images" in r.stderr and "Traceback" not in r.stderr
+    if importlib.util.find_spec("modelopt") is None:
+        r = run_cli("--ckpt", str(ckpt), "--out", str(tmp_path / "b"), "--precision", "int8",
+                    "--calib-images", str(ROOT / "assets" / "samples"), "--no-validate")
+        assert r.returncode == 2 and "nvidia-modelopt" in r.stderr and "Traceback" not in r.stderr
+        assert (tmp_path / "b" / "cat.fp32.onnx").is_file()  # what was written is kept
