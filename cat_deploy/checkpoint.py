@@ -96,6 +96,11 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint '{path}' not found; check the path (train one with train.py)")
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if not (head.startswith(b"PK") or head[:1] == b"\x80"):  # neither torch's zip format nor a pickle
+        raise CheckpointError(f"checkpoint '{path}' {_describe_format(path)}; pass the .pth written by train.py "
+                              "or cat_deploy.save_checkpoint")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:

@@ -117,10 +117,7 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = print) -> dict[
         profile = ShapeProfile.make(imgsz, opts.batch, opts.dynamic, opts.min_imgsz, opts.max_imgsz)
     except ValueError as e:
         raise ExportFailed(str(e)) from None
-    n_cat = set_gep(model, opts.gep)
-    if opts.gep == "plugin" and n_cat:
-        from .plugin import PluginUnavailable, fused_cat_pool  # noqa: F401
-
+    set_gep(model, opts.gep)
     names = output_names(model, opts.nms)
     module = deploy_module(copy.deepcopy(model), opts.nms, opts.conf, opts.iou, opts.max_det)
     cat_modules = cat_module_names(model)
