@@ -466,7 +466,6 @@ def _place_object(rng: np.random.Generator, cam: _Camera, road: _Road, cls: int,
                 view, hw, hl = ("rear" if direction > 0 else "front"), w_m / 2, l_m / 2
                 if abs(x) < 1.5 and z < 6:  # keep a gap ahead of our own bumper
                     continue
-            width = l_m if view == "side" else w_m
             if cls == CAR:
                 params = dict(view=view, colour=_jitter(rng, CAR_COLOURS[rng.integers(len(CAR_COLOURS))], 18),
                               glass=_jitter(rng, GLASS, 15), rim=_jitter(rng, (150, 150, 155), 40),

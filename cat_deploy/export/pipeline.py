@@ -6,7 +6,6 @@ check or a missing TensorRT never deletes the ONNX already written.
 from __future__ import annotations
 
 import copy
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional

@@ -18,13 +18,12 @@ from typing import Optional, Sequence
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torchvision.models.detection._utils import BoxCoder, Matcher
 from torchvision.ops import FeaturePyramidNetwork, batched_nms, box_iou, generalized_box_iou_loss, sigmoid_focal_loss
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
 from ..config import DetectorOptions
-from .backbones import AttnFactory, FeatureBackbone
+from .backbones import FeatureBackbone
 
 __all__ = ["RetinaNet", "RetinaHead", "anchors_for_levels", "make_anchors", "decode_boxes", "postprocess", "detection_loss"]
 
