@@ -20,6 +20,7 @@ from ..config import CATOptions, DetectorOptions, ModelConfig
 from ..layers import get_attn
 from .backbones import BACKBONES, FeatureBackbone, create_classifier
 from .detector import RetinaNet, decode_boxes, detection_loss, make_anchors, postprocess
+from .weights import exercise_cat
 
 __all__ = [
     "create_model",
@@ -27,6 +28,7 @@ __all__ = [
     "model_names",
     "RetinaNet",
     "decode_boxes",
+    "exercise_cat",
     "detection_loss",
     "make_anchors",
     "postprocess",
