@@ -12,9 +12,18 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 @dataclass(frozen=True)
 class CATOptions:
-    """Constructor options of :class:`cat_deploy.layers.CAT` (see ``docs/cat_spec.md``)."""
+    """Constructor options of :class:`cat_deploy.layers.CAT` (see ``docs/cat_spec.md``).
+
+    Every argument that changes CAT's output is a field, so a checkpoint describes its model
+    fully. ``act_layer`` is the MLP activation by name, as timm's ``create_act_layer`` reads it
+    (``"relu"``, ``"silu"``, ``"gelu"``, ...). Checkpoints written before a field existed load
+    with its default, which is what they were built with.
+    """
 
     rd_ratio: float = 1.0 / 16
+    rd_channels: Optional[int] = None
+    rd_divisor: int = 1
+    act_layer: str = "relu"
     gmp_filter: str = "paper"
     gmp_kernel_size: int = 5
     gmp_sigma: Optional[float] = None

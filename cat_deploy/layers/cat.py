@@ -15,11 +15,11 @@ Follows timm's attention-layer contract (``channels`` first, ``device``/``dtype`
 """
 from __future__ import annotations
 
-from typing import Optional, Type
+from typing import Optional, Type, Union
 
 import torch
 import torch.nn as nn
-from timm.layers import create_act_layer, make_divisible
+from timm.layers import create_act_layer, get_act_layer, make_divisible
 
 from .pooling import GEP_FORMULATIONS, GMP_FILTERS, cat_pool, gaussian_kernel1d, minmax_normalize
 
@@ -50,7 +50,7 @@ class CAT(nn.Module):
     Args:
         channels: input channels C.
         rd_ratio, rd_channels, rd_divisor, act_layer: shared-MLP reduction
-            (``r = 16``) and activation, as in timm's CBAM.
+            (``r = 16``) and activation (a class or a timm name such as ``"silu"``), as in timm's CBAM.
         gmp_filter: ``"paper"`` (k x 1 before channel GMP, k x k before
             spatial GMP), ``"2d"`` (k x k before both) or ``"none"``.
         gmp_kernel_size, gmp_sigma: Gaussian pre-filter size (paper: 5) and sigma
@@ -74,7 +74,7 @@ class CAT(nn.Module):
         rd_ratio: float = 1.0 / 16,
         rd_channels: Optional[int] = None,
         rd_divisor: int = 1,
-        act_layer: Type[nn.Module] = nn.ReLU,
+        act_layer: Union[str, Type[nn.Module]] = nn.ReLU,
         gmp_filter: str = "paper",
         gmp_kernel_size: int = 5,
         gmp_sigma: Optional[float] = None,
@@ -102,6 +102,12 @@ class CAT(nn.Module):
         self.fusion = fusion
         self.gep = gep
 
+        if isinstance(act_layer, str):
+            try:
+                get_act_layer(act_layer)
+            except KeyError:
+                raise ValueError(f"CAT act_layer {act_layer!r} is not an activation name timm knows "
+                                 "(e.g. 'relu', 'silu', 'gelu')") from None
         if not rd_channels:
             rd_channels = make_divisible(channels * rd_ratio, rd_divisor, round_limit=0.0)
         if channel_mlp:
@@ -120,10 +126,22 @@ class CAT(nn.Module):
         self.exterior_factors = nn.Parameter(torch.zeros(2, **dd))  # C_w, S_w (softmax-normalised)
 
         # Fixed Gaussian taps, repeated per channel so the depthwise convs export with static weights.
-        taps = gaussian_kernel1d(gmp_kernel_size, gmp_sigma).to(dtype or torch.get_default_dtype())
-        self.register_buffer("gmp_taps", taps.expand(channels, -1).contiguous().to(device), persistent=False)
+        self._gmp_kernel = (gmp_kernel_size, gmp_sigma)
+        self.register_buffer("gmp_taps", self._taps(dtype or torch.get_default_dtype(), device), persistent=False)
         # -S_avg: the paper negates spatial GAP (eq. 7).
         self.register_buffer("spatial_sign", torch.tensor([-1.0, 1.0, 1.0], **dd), persistent=False)
+
+    def _taps(self, dtype: torch.dtype, device=None) -> torch.Tensor:
+        """Gaussian taps Tensor[C, k], computed in float64 and rounded once to ``dtype``."""
+        taps = gaussian_kernel1d(*self._gmp_kernel).to(dtype=dtype, device=device)
+        return taps.expand(self.channels, -1).contiguous()
+
+    def _apply(self, fn, *args, **kwargs):
+        # The taps are not learned: after a cast (.double(), .half()) re-derive them from float64, so a
+        # float64 CAT computes its filter exactly instead of with the float32 rounding it was built with.
+        super()._apply(fn, *args, **kwargs)
+        self.gmp_taps = self._taps(self.gmp_taps.dtype, self.gmp_taps.device)
+        return self
 
     def pool(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Raw statistics: channel Tensor[B, 3, C] and spatial Tensor[B, 3, H, W]."""
