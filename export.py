@@ -3,6 +3,7 @@
 
     python export.py --ckpt assets/demo/cat_retinanet_tiny.pth --format onnx
     python export.py --ckpt model.pth --format trt --precision fp16 --dynamic --batch 8
+    python export.py --ckpt classifier.pth --imgsz 224                 # one size: a square
     python export.py --ckpt model.pth --format onnx --per-module      # localise a mismatch
 
 Writes into --out (default: a folder named after the checkpoint) NAME.onnx (and NAME.engine),
@@ -13,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from cat_deploy.cliargs import add_imgsz_argument
 from cat_deploy.export.pipeline import ExportFailed, ExportOptions, run_export
 
 
@@ -28,11 +30,11 @@ def parse_args(argv=None) -> ExportOptions:
                         "plugin (fused pooling operator)")
     p.add_argument("--precision", default=d.precision, choices=["fp32", "fp16", "int8"])
     p.add_argument("--calib-images", help="folder of calibration images for --precision int8")
-    p.add_argument("--imgsz", type=int, nargs=2, metavar=("H", "W"), help="input size (default: the model's)")
+    add_imgsz_argument(p, "--imgsz", "input size (default: the model's)")
     p.add_argument("--batch", type=int, default=d.batch, help="batch (max batch with --dynamic)")
     p.add_argument("--dynamic", action="store_true", help="dynamic batch, height and width")
-    p.add_argument("--min-imgsz", type=int, nargs=2, metavar=("H", "W"), help="smallest input (default imgsz/2)")
-    p.add_argument("--max-imgsz", type=int, nargs=2, metavar=("H", "W"), help="largest input (default imgsz*2)")
+    add_imgsz_argument(p, "--min-imgsz", "smallest input with --dynamic (default imgsz/2)")
+    add_imgsz_argument(p, "--max-imgsz", "largest input with --dynamic (default imgsz*2)")
     p.add_argument("--nms", default=d.nms, choices=["host", "graph"],
                    help="detectors: host = raw outputs, decode+NMS after the engine (default); "
                         "graph = fixed-size num_dets/boxes/scores/classes from the graph")
@@ -52,8 +54,7 @@ def parse_args(argv=None) -> ExportOptions:
     a = p.parse_args(argv)
     return ExportOptions(
         ckpt=a.ckpt, format=a.format, out=a.out, name=a.name, gep=a.gep, precision=a.precision,
-        imgsz=tuple(a.imgsz) if a.imgsz else None, batch=a.batch, dynamic=a.dynamic,
-        min_imgsz=tuple(a.min_imgsz) if a.min_imgsz else None, max_imgsz=tuple(a.max_imgsz) if a.max_imgsz else None,
+        imgsz=a.imgsz, batch=a.batch, dynamic=a.dynamic, min_imgsz=a.min_imgsz, max_imgsz=a.max_imgsz,
         nms=a.nms, conf=a.conf, iou=a.iou, max_det=a.max_det, opset=a.opset, simplify=not a.no_simplify,
         validate=not a.no_validate, per_module=a.per_module, samples=a.samples, val_images=a.val_images,
         calib_images=a.calib_images, workspace_gib=a.workspace, timing_cache=a.timing_cache, device=a.device,

@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from cat_deploy.checkpoint import CheckpointError
+from cat_deploy.cliargs import add_imgsz_argument
 from cat_deploy.train import TrainConfig, train
 
 
@@ -25,7 +26,7 @@ def parse_args(argv=None) -> TrainConfig:
     p.add_argument("--synthetic", metavar="DIR", help="generate synthetic driving scenes into DIR (once) and train on them")
     p.add_argument("--synthetic-train", type=int, default=d.synthetic_train)
     p.add_argument("--synthetic-val", type=int, default=d.synthetic_val)
-    p.add_argument("--imgsz", type=int, nargs=2, metavar=("H", "W"), help="input size (default: the model's)")
+    add_imgsz_argument(p, "--imgsz", "input size (default: the model's)")
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
@@ -40,7 +41,7 @@ def parse_args(argv=None) -> TrainConfig:
     return TrainConfig(
         model=a.model, attn=None if a.attn == "none" else a.attn, train_ann=a.train_ann, train_images=a.train_images,
         val_ann=a.val_ann, val_images=a.val_images, synthetic=a.synthetic, synthetic_train=a.synthetic_train,
-        synthetic_val=a.synthetic_val, input_size=tuple(a.imgsz) if a.imgsz else None, epochs=a.epochs,
+        synthetic_val=a.synthetic_val, input_size=a.imgsz, epochs=a.epochs,
         batch_size=a.batch, lr=a.lr, weight_decay=a.weight_decay, warmup_iters=a.warmup_iters, workers=a.workers,
         threads=a.threads, seed=a.seed, out=a.out, resume=a.resume,
     )

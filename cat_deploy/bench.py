@@ -3,9 +3,11 @@
     python -m cat_deploy.bench                       # full run (CPU: PyTorch eager + ONNX Runtime), ~5-8 min here
     python -m cat_deploy.bench --quick               # fewer repetitions
     python -m cat_deploy.bench --models resnet50 --variants none cat-stable --reps 10
+    python -m cat_deploy.bench --models resnet50 --imgsz 160      # one size: a square
 
 For each model (ResNet-50 classifier at 224x224; the demo detector at its input size) and
-each variant (no attention, SE, ECA, CBAM, CAT with each GEP formulation) it exports an ONNX
+each variant (no attention, SE, ECA, CBAM, CAT with each GEP formulation), on weights where
+every CAT branch reaches the output (``exercise_cat``), it exports an ONNX
 file, refuses to time it unless it passes parity against PyTorch (FP32 thresholds of
 ``cat_deploy.validate.parity``), then times every (model, variant, backend) round-robin,
 one inference each per round, so machine drift hits all of them alike. Reports median and
@@ -31,7 +33,8 @@ import torch
 from .checkpoint import atomic_write
 from .export.onnx import ShapeProfile, export_onnx
 from .layers import set_gep
-from .models import create_model
+from .cliargs import add_imgsz_argument
+from .models import create_model, exercise_cat
 from .models.profile import count_macs, count_params
 from .validate.parity import TOLERANCES, compare_outputs
 
@@ -57,16 +60,19 @@ def machine_info(threads: int) -> dict[str, Any]:
             "python": platform.python_version(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
 
-def build(model_key: str, variant: str) -> torch.nn.Module:
-    name, size = MODELS[model_key]
+def build(model_key: str, variant: str, size: Optional[tuple[int, int]] = None) -> torch.nn.Module:
+    """The model of one (model, variant) entry, on weights where every CAT branch reaches the output.
+
+    ``exercise_cat`` draws the colla-factors, MLP and conv of every CAT module (a fresh CAT outputs
+    exactly ``0.5 * x``, so a parity gate on it would not see CAT at all) and re-estimates BatchNorm
+    statistics, for every variant alike; latency does not depend on the values.
+    """
+    name, default_size = MODELS[model_key]
     attn, gep = VARIANTS[variant]
+    size = tuple(size or default_size)
     torch.manual_seed(0)
     model = create_model(name, attn=attn, num_classes=1000 if model_key == "resnet50" else 6, input_size=size)
-    with torch.no_grad():  # colla-factors off zero, so every CAT branch computes something (latency is unaffected)
-        for m in model.modules():
-            for p in ("channel_factors", "spatial_factors", "exterior_factors"):
-                if hasattr(m, p):
-                    getattr(m, p).normal_()
+    exercise_cat(model, seed=0, input_size=size)
     if gep:
         set_gep(model, gep)
     return model.eval()
@@ -88,17 +94,17 @@ def _ort_session(path: Path, threads: int, profile_prefix: Optional[str] = None)
 
 
 def run(models: list[str], variants: list[str], backends: list[str], reps: int, warmup: int, threads: int,
-        out: Path, log=print) -> dict[str, Any]:
+        out: Path, log=print, imgsz: Optional[tuple[int, int]] = None) -> dict[str, Any]:
     torch.set_num_threads(threads)
     info = machine_info(threads)
     entries: dict[tuple[str, str, str], Any] = {}
     meta: dict[tuple[str, str], dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="cat-bench-") as tmp:
         for mk in models:
-            size = MODELS[mk][1]
+            size = tuple(imgsz or MODELS[mk][1])
             x = np.random.default_rng(0).standard_normal((1, 3, *size)).astype(np.float32)
             for v in variants:
-                model = build(mk, v)
+                model = build(mk, v, size)
                 row = {"params_m": count_params(model) / 1e6, "gmacs": count_macs(model, size) / 1e9}
                 with torch.no_grad():
                     ref = model(torch.from_numpy(x))
@@ -238,20 +244,25 @@ def profile_markdown(p: dict[str, Any], info: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None) -> None:
+def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--backends", nargs="+", default=["torch-cpu", "ort-cpu"], choices=["torch-cpu", "ort-cpu"])
+    add_imgsz_argument(p, "--imgsz", "input size of every model (default: 224 for ResNet-50, 192 640 for the detector)")
     p.add_argument("--reps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--quick", action="store_true", help="5 rounds, 1 warm-up")
     p.add_argument("--out", default="docs/benchmarks")
-    a = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    a = parse_args(argv)
     reps, warmup = (5, 1) if a.quick else (a.reps, a.warmup)
     t0 = time.time()
-    report = run(a.models, a.variants, a.backends, reps, warmup, a.threads, Path(a.out))
+    report = run(a.models, a.variants, a.backends, reps, warmup, a.threads, Path(a.out), imgsz=a.imgsz)
     print(markdown(report))
     print(f"wrote {a.out}/bench_cpu.md, bench_cpu.json, cat_profile.md in {time.time() - t0:.0f} s")
 

@@ -62,19 +62,21 @@ def gaussian_taps(k: int = 5, sigma: Optional[float] = None) -> np.ndarray:
 def blur(x: np.ndarray, taps: np.ndarray, mode: str) -> np.ndarray:
     """Depthwise Gaussian of x [B, C, H, W] with replicate padding (spec rows 6, 8).
 
+    ``taps``: [k] for every channel, or [C, k] one row per channel (the fused operator's taps input).
     ``mode``: ``"kx1"`` (k taps along H, 1 along W) or ``"kxk"`` (the 2-D outer-product kernel).
     """
-    k = len(taps)
+    t = np.atleast_2d(np.asarray(taps, dtype=np.float64))              # [1 or C, k]
+    k = t.shape[1]
     r = k // 2
-    kern = np.outer(taps, taps) if mode == "kxk" else taps[:, None]
-    kh, kw = kern.shape
+    kern = t[:, :, None] * t[:, None, :] if mode == "kxk" else t[:, :, None]   # [1 or C, kh, kw]
+    kh, kw = kern.shape[1:]
     pad = ((0, 0), (0, 0), (r, r), (r if kw > 1 else 0, r if kw > 1 else 0))
     xp = np.pad(x, pad, mode="edge")
     H, W = x.shape[2:]
     out = np.zeros_like(x, dtype=np.float64)
     for i in range(kh):
         for j in range(kw):
-            out += kern[i, j] * xp[:, :, i:i + H, j:j + W]
+            out += kern[:, i, j][None, :, None, None] * xp[:, :, i:i + H, j:j + W]
     return out
 
 
@@ -94,14 +96,15 @@ def minmax(v: np.ndarray, axes, signed: bool = False, eps: float = 1e-3) -> np.n
     return 2 * y - 1 if signed else y
 
 
-def cat_pool_ref(x, gmp_filter: str = "paper", k: int = 5, sigma: Optional[float] = None):
+def cat_pool_ref(x, gmp_filter: str = "paper", k: int = 5, sigma: Optional[float] = None, taps=None):
     """The six raw statistics: channel [B, 3, C] = (GAP, GMP, GEP over H, W), spatial [B, 3, H, W] = (over C).
 
     ``gmp_filter``: ``"paper"`` (k x 1 before channel GMP, k x k before spatial GMP), ``"2d"`` (k x k
-    before both) or ``"none"``.
+    before both) or ``"none"``. ``taps`` ([k] or [C, k]) replaces the spec's Gaussian, for operators
+    that take their taps as an input (the fused pooling node); ``k`` and ``sigma`` are then unused.
     """
     x = np.asarray(x, dtype=np.float64)
-    taps = gaussian_taps(k, sigma)
+    taps = gaussian_taps(k, sigma) if taps is None else np.asarray(taps, dtype=np.float64)
     if gmp_filter == "paper":
         bc, bs = blur(x, taps, "kx1"), blur(x, taps, "kxk")
     elif gmp_filter == "2d":

@@ -9,7 +9,7 @@ import torch.nn as nn
 from cat_deploy.layers import CAT
 from cat_deploy.models import exercise_cat
 
-__all__ = ["exercise_cat", "perturbed_pooling", "pooling_sensitivity", "STATS"]
+__all__ = ["exercise_cat", "perturbed_pooling", "pooling_sensitivity", "assert_cat_reaches_output", "STATS"]
 
 STATS = ("channel_avg", "channel_max", "channel_ent", "spatial_avg", "spatial_max", "spatial_ent")
 
@@ -55,3 +55,19 @@ def pooling_sensitivity(model: nn.Module, x: torch.Tensor, stat: str | None = No
     with perturbed_pooling(model, stat):
         out = first(model(x)).double()
     return float((out - ref).norm() / ref.norm().clamp_min(1e-12))
+
+
+def assert_cat_reaches_output(model: nn.Module, x: torch.Tensor, min_all: float = 1e-3, min_each: float = 5e-5) -> float:
+    """Fail unless CAT's pooling reaches ``model``'s output on ``x``: perturbing all six statistics must
+    change it by more than ``min_all`` (relative), each statistic alone by more than ``min_each``.
+
+    The check a parity test makes on its model before it counts as evidence about CAT: on a fresh
+    CAT model (colla-factors 0) every sensitivity is exactly 0. Returns the all-statistics value.
+    """
+    model.eval()
+    total = pooling_sensitivity(model, x)
+    assert total > min_all, f"perturbing CAT's pooling changes the output by {total:.1e} only: CAT is inert here"
+    for stat in STATS:
+        s = pooling_sensitivity(model, x, stat)
+        assert s > min_each, f"perturbing CAT's {stat} changes the output by {s:.1e} only (< {min_each:g})"
+    return total

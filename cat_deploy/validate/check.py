@@ -3,6 +3,8 @@
 Inputs: the sample images (letterboxed like inference) at the profile's opt shape, and
 seeded random inputs at each profile shape (min, opt, max). For detectors also
 synthetic validation scenes: detection agreement and mAP@0.5 of artefact vs PyTorch.
+The sidecar's pre-processing fields are checked against the checkpoint, and with
+``per_module`` every CAT module's output. A report with nothing compared fails.
 
 Standalone::
 
@@ -11,6 +13,7 @@ Standalone::
 from __future__ import annotations
 
 import copy
+import json
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -28,9 +31,10 @@ from ..runtime.processing import detections_from_outputs, preprocess
 from ..runtime.runners import OnnxRuntimeRunner, Runner, TorchRunner
 from .parity import TOLERANCES, compare_outputs, detection_verdict, match_detections
 
-__all__ = ["validate_artefact", "open_runner", "sample_batch", "run_batched", "VAL_SEED"]
+__all__ = ["validate_artefact", "open_runner", "sample_batch", "run_batched", "sidecar_mismatches", "VAL_SEED"]
 
 VAL_SEED = 20261128  # synthetic validation scenes for export parity: not the training or training-val seeds
+PAD_VALUE = 114  # letterbox gray: what export.py writes into sidecars and what the PyTorch side is fed with
 
 
 def open_runner(path: str | Path, device: str = "auto") -> Runner:
@@ -52,7 +56,7 @@ def sample_batch(config: ModelConfig, shape: Sequence[int], samples: Optional[st
     files = list_images(samples)
     if not files:
         return None
-    imgs = [preprocess(read_image(f), shape[2:], config.mean, config.std, config.letterbox)[0] for f in files]
+    imgs = [preprocess(read_image(f), shape[2:], config.mean, config.std, config.letterbox, PAD_VALUE)[0] for f in files]
     return np.stack([imgs[i % len(imgs)] for i in range(max(shape[0], len(imgs)))]).astype(np.float32)
 
 
@@ -80,13 +84,113 @@ def reference_module(model: nn.Module, gep: str, nms: str, conf: float, iou: flo
     return deploy_module(ref, nms, conf, iou, max_det)
 
 
-def _synthetic_scenes(config: ModelConfig, count: int, workdir: Path):
+def _synthetic_scenes(config: ModelConfig, count: int, workdir: Path, hw: Sequence[int]):
     from ..data.coco import CocoDetection
     from ..data.synthetic import generate_dataset
 
-    h, w = config.input_size
+    h, w = hw
     ann = generate_dataset(workdir / "val", count, size=(w, h), seed=VAL_SEED)
     return CocoDetection(workdir / "val" / "images", ann, (h, w), train=False, mean=config.mean, std=config.std)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool) and not isinstance(b, bool):
+        return bool(np.isclose(a, b, rtol=1e-6, atol=0))
+    return a == b
+
+
+def _differing_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for k in sorted(set(a) | set(b)):
+        x, y = a.get(k), b.get(k)
+        if isinstance(x, dict) and isinstance(y, dict):
+            keys += _differing_keys(x, y, f"{prefix}{k}.")
+        elif not _same(x, y):
+            keys.append(prefix + k)
+    return keys
+
+
+def sidecar_mismatches(config: ModelConfig, sidecar: dict[str, Any], names: Sequence[str],
+                       profile: ShapeProfile) -> list[str]:
+    """Sidecar fields that contradict the checkpoint, one line each (empty when consistent).
+
+    The runtime feeds and decodes an artefact from its sidecar alone (normalisation, letterbox,
+    padding, input size, classes, output names, the anchors inside ``model``), while parity feeds
+    PyTorch from the checkpoint: a sidecar field that disagrees makes every deployment differ from
+    what parity compared, so it is a parity failure.
+    """
+    norm = sidecar.get("normalize") or {}
+    want = {"task": config.task, "normalize.mean": list(config.mean), "normalize.std": list(config.std),
+            "normalize.scale": 1 / 255, "letterbox": config.letterbox, "pad_value": PAD_VALUE,
+            "channel_order": "RGB", "input_size": list(profile.opt[2:]), "class_names": list(config.class_names),
+            "output_names": list(names)}
+    got = {k: norm.get(k.split(".")[1]) if k.startswith("normalize.") else sidecar.get(k) for k in want}
+    out = [f"{k} is {got[k]!r} in the sidecar but {v!r} for the checkpoint" for k, v in want.items()
+           if not _same(got[k], v)]
+    try:
+        side_model = ModelConfig.from_dict(sidecar.get("model") or {}).to_dict()
+    except (TypeError, ValueError) as e:
+        return out + [f"model config unreadable ({e})"]
+    mine = json.loads(config.to_json())
+    out += [f"model.{k} differs from the checkpoint's" for k in _differing_keys(json.loads(json.dumps(side_model)), mine)]
+    return out
+
+
+def _cases(profile: ShapeProfile, sample: Optional[np.ndarray], rng) -> list[tuple[str, np.ndarray]]:
+    """Inputs compared element-wise: the sample images at the opt shape, seeded noise at min, opt and max."""
+    cases = []
+    if sample is not None:
+        cases.append(("samples@" + "x".join(map(str, profile.opt)), sample[: profile.opt[0]]))
+    for shape in profile.shapes():
+        cases.append(("random@" + "x".join(map(str, shape)), rng.standard_normal(shape).astype(np.float32)))
+    return cases
+
+
+def _detections(torch_runner, runner, config, profile, sample, val_images, tol, post, report) -> None:
+    """Detection agreement on the sample images and synthetic scenes, and mAP@0.5 parity on the scenes."""
+    batch, static = profile.opt[0], not profile.dynamic
+    hw = tuple(profile.opt[2:])
+    with tempfile.TemporaryDirectory(prefix="cat-deploy-val-") as tmp:
+        ref_dets, out_dets = [], []
+        det_inputs = [] if sample is None else [sample]
+        dataset = _synthetic_scenes(config, val_images, Path(tmp), hw) if val_images > 0 else None
+        if dataset is not None:
+            det_inputs.append(np.stack([dataset[i][0].numpy() for i in range(len(dataset))]))
+        for imgs in det_inputs:
+            r = _concat(run_batched(torch_runner, imgs, batch, static))
+            o = _concat(run_batched(runner, imgs, batch, static))
+            ref_dets += detections_from_outputs(r, hw, config.detector, *post)
+            out_dets += detections_from_outputs(o, hw, config.detector, *post)
+        report["detections"] = detection_verdict(match_detections(ref_dets, out_dets), tol)
+        if dataset is not None:
+            report["accuracy"] = _map_parity(torch_runner, runner, dataset, config, hw, batch, static, tol)
+
+
+def _per_module(artefact, ref_module, model, x, tol, device) -> dict[str, Any]:
+    from .localize import localize
+
+    modules = cat_module_names(model)
+    loc = localize(artefact, ref_module, x, tol, modules, device)
+    first = loc["first_divergent"]
+    if first is not None:
+        row = next(r for r in loc["modules"] if r["module"] == first)
+        return {**loc, "passed": False, "reason": f"CAT module {first} diverges first ({row.get('reason', '')})"}
+    if not loc["modules"]:
+        return {**loc, "passed": False, "reason": f"none of the {len(modules)} CAT modules' outputs found in the graph"}
+    return {**loc, "passed": True}
+
+
+def _verdict(report: dict[str, Any]) -> bool:
+    """All checks passed, and at least one comparison of outputs or detections was made."""
+    compared = [s["passed"] for c in report["cases"] for s in c["outputs"].values()]
+    compared += [report[k]["passed"] for k in ("detections", "accuracy") if k in report]
+    if not compared:
+        report["reason"] = ("no comparison was made (no element-wise output, no detections): give sample images "
+                            "(--samples DIR) or synthetic scenes (--val-images N)")
+        return False
+    return all(compared) and all(report[k]["passed"] for k in ("sidecar", "per_module") if k in report)
 
 
 def validate_artefact(
@@ -99,30 +203,33 @@ def validate_artefact(
     device: str = "auto",
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Compare ``artefact`` with PyTorch as the sidecar describes it; returns the parity report (``passed``)."""
+    """Compare ``artefact`` with PyTorch as the sidecar describes it; returns the parity report (``passed``).
+
+    A report passes only when something was compared and every check passed: each output
+    element-wise, detections (at least ``MIN_MATCHED_DETECTIONS`` matched), mAP, the sidecar's
+    pre-processing fields against the checkpoint and, with ``per_module``, every CAT module.
+    """
     config: ModelConfig = model.config
     precision = sidecar["precision"]["precision"]
     tol = TOLERANCES[precision]
     profile = ShapeProfile(*(tuple(sidecar["profile"][k]) for k in ("min", "opt", "max")))
-    nms = sidecar.get("nms", "host")
-    post = sidecar.get("postprocess", {})
+    nms = sidecar.get("nms") or "host"  # classifiers: None
+    post = sidecar.get("postprocess") or {}  # classifiers: None
     conf, iou, max_det = post.get("conf", 0.25), post.get("iou", 0.5), post.get("max_det", 100)
     ref_module = reference_module(model, sidecar["gep"], nms, conf, iou, max_det)
     names = output_names(model, nms)
     torch_runner = TorchRunner(ref_module, names)
     elementwise = names if nms == "host" or config.task == "classify" else []
 
-    report: dict[str, Any] = {"precision": precision, "tolerance": tol.__dict__, "cases": []}
+    mismatches = sidecar_mismatches(config, sidecar, names, profile)
+    report: dict[str, Any] = {"precision": precision, "tolerance": tol.__dict__, "cases": [],
+                              "sidecar": {"passed": not mismatches, "mismatches": mismatches,
+                                          **({"reason": "; ".join(mismatches)} if mismatches else {})}}
     rng = np.random.default_rng(0)
     with open_runner(artefact, device) as runner:
         report["backend"] = getattr(runner, "providers", [runner.name])
-        cases = []
         sample = sample_batch(config, profile.opt, samples)
-        if sample is not None:
-            cases.append(("samples@" + "x".join(map(str, profile.opt)), sample[: profile.opt[0]]))
-        for shape in profile.shapes():
-            cases.append(("random@" + "x".join(map(str, shape)), rng.standard_normal(shape).astype(np.float32)))
-        for name, x in cases:
+        for name, x in _cases(profile, sample, rng):
             ref = torch_runner.infer({"images": x})
             out = runner.infer({runner.input_names[0]: x})
             stats = compare_outputs(ref, out, tol, elementwise) if elementwise else {}
@@ -130,37 +237,14 @@ def validate_artefact(
             log(f"  parity {name}: " + ", ".join(
                 f"{k} max_abs={v.get('max_abs', float('nan')):.1e} cos={v.get('cosine', float('nan')):.6f}"
                 for k, v in stats.items()))
-
         if config.task == "detect":
-            batch, static = profile.opt[0], not profile.dynamic
-            with tempfile.TemporaryDirectory(prefix="cat-deploy-val-") as tmp:
-                ref_dets, out_dets = [], []
-                det_inputs = [] if sample is None else [sample]
-                dataset = _synthetic_scenes(config, val_images, Path(tmp)) if val_images > 0 else None
-                if dataset is not None:
-                    det_inputs.append(np.stack([dataset[i][0].numpy() for i in range(len(dataset))]))
-                hw = tuple(profile.opt[2:])
-                for imgs in det_inputs:
-                    r = _concat(run_batched(torch_runner, imgs, batch, static))
-                    o = _concat(run_batched(runner, imgs, batch, static))
-                    ref_dets += detections_from_outputs(r, hw, config.detector, conf, iou, max_det)
-                    out_dets += detections_from_outputs(o, hw, config.detector, conf, iou, max_det)
-                report["detections"] = detection_verdict(match_detections(ref_dets, out_dets), tol)
-                if dataset is not None:
-                    report["accuracy"] = _map_parity(torch_runner, runner, dataset, config, hw, batch, static, tol)
-
+            _detections(torch_runner, runner, config, profile, sample, val_images, tol, (conf, iou, max_det), report)
         if per_module and Path(artefact).suffix == ".onnx" and cat_module_names(model):
-            from .localize import localize
-
             x = sample if sample is not None else rng.standard_normal(profile.opt).astype(np.float32)
-            loc = localize(artefact, ref_module, x[: profile.opt[0]], tol, cat_module_names(model), device)
-            report["per_module"] = loc
-            log(f"  per-module: first divergent CAT module: {loc['first_divergent'] or 'none'} "
-                f"({len(loc['modules'])} compared)")
-
-    verdicts = [s["passed"] for c in report["cases"] for s in c["outputs"].values()]
-    verdicts += [report[k]["passed"] for k in ("detections", "accuracy") if k in report]
-    report["passed"] = all(verdicts)
+            report["per_module"] = _per_module(artefact, ref_module, model, x[: profile.opt[0]], tol, device)
+            log(f"  per-module: first divergent CAT module: {report['per_module']['first_divergent'] or 'none'} "
+                f"({len(report['per_module']['modules'])} compared)")
+    report["passed"] = _verdict(report)
     return report
 
 

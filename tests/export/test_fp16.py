@@ -5,11 +5,13 @@ import onnxruntime as ort
 import pytest
 import torch
 import torch.nn as nn
+from cat_weights import assert_cat_reaches_output
 from onnxruntime.transformers.float16 import convert_float_to_float16
 
 from cat_deploy.export import ShapeProfile, export_onnx
 from cat_deploy.export.precision import convert_fp16, fp32_keep_list, scope_module
 from cat_deploy.layers import CAT
+from cat_deploy.models import exercise_cat
 
 
 class Block(nn.Module):
@@ -18,10 +20,8 @@ class Block(nn.Module):
     def __init__(self, gep):
         super().__init__()
         self.conv = nn.Conv2d(3, 16, 1)
-        self.attn = CAT(16, gep=gep)
-        with torch.no_grad():
-            for p in (self.attn.channel_factors, self.attn.spatial_factors):
-                p.copy_(torch.tensor([0.5, 1.0, 1.5]))
+        # 4 MLP units: with C/16 = 1 a single ReLU unit can silence a whole statistic
+        self.attn = exercise_cat(CAT(16, rd_channels=4, gep=gep), seed=0)  # every CAT branch reaches the output
 
     def forward(self, x):
         return self.attn(self.conv(x))
@@ -80,6 +80,7 @@ def cosine(a, b):
 
 def test_policy_keeps_gep_fp32_and_matches(tmp_path):
     m, path = export(tmp_path, "stable")
+    assert_cat_reaches_output(m, torch.from_numpy(LARGE))
     half = tmp_path / "half.onnx"
     report = convert_fp16(path, half, ["attn"])
     out = run(half, LARGE)

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from cat_weights import assert_cat_reaches_output
 
 polygraphy = pytest.importorskip("polygraphy")
 from polygraphy.backend.onnxrt import OnnxrtRunner, SessionFromOnnx  # noqa: E402
@@ -12,7 +14,7 @@ from polygraphy.comparator.struct import IterationResult  # noqa: E402
 
 from cat_deploy import load_model, save_checkpoint  # noqa: E402
 from cat_deploy.export.pipeline import ExportOptions, run_export  # noqa: E402
-from cat_deploy.models import create_model  # noqa: E402
+from cat_deploy.models import create_model, exercise_cat  # noqa: E402
 from cat_deploy.runtime.runners import OnnxRuntimeRunner, TorchRunner  # noqa: E402
 from cat_deploy.validate.parity import TOLERANCES, compare_outputs  # noqa: E402
 
@@ -20,10 +22,11 @@ ROOT = Path(__file__).parents[2]
 
 
 def test_polygraphy_agrees(tmp_path):
-    ckpt = ROOT / "assets" / "demo" / "cat_retinanet_tiny.pth"
-    if not ckpt.is_file():
-        ckpt = tmp_path / "m.pth"
-        save_checkpoint(create_model("retinanet_tiny", num_classes=6), ckpt)
+    demo = ROOT / "assets" / "demo" / "cat_retinanet_tiny.pth"
+    model = load_model(demo) if demo.is_file() else create_model("retinanet_tiny", num_classes=6)
+    exercise_cat(model, seed=0)  # CAT's pooling reaches the outputs compared below
+    assert_cat_reaches_output(model, torch.randn(1, 3, 192, 640))
+    ckpt = save_checkpoint(model, tmp_path / "m.pth")
     run_export(ExportOptions(ckpt=str(ckpt), out=str(tmp_path), validate=False), log=lambda s: None)
     onnx_path = str(tmp_path / "cat.onnx")
     x = np.random.default_rng(0).standard_normal((1, 3, 192, 640)).astype(np.float32)

@@ -1,4 +1,9 @@
-"""gep="plugin": one FusedCatPool node per CAT module, and its ONNX Runtime twin matches PyTorch."""
+"""gep="plugin": one FusedCatPool node per CAT module, and its ONNX Runtime twin matches PyTorch.
+
+The twin is a convenience, not evidence about the plugin: it runs ``cat_pool``, the very function
+PyTorch runs. What these tests show is that the graph around the node is right, and (against the
+independent float64 reference) that the statistics the twin returns are the spec's.
+"""
 import importlib.util
 
 import numpy as np
@@ -6,13 +11,16 @@ import onnx
 import pytest
 import torch
 import torch.nn as nn
+from cat_reference import cat_pool_ref
+from cat_weights import assert_cat_reaches_output
+from plugin_cases import STATS, error_ratios
 
 from cat_deploy.export import ShapeProfile, cat_module_names, deploy_module, export_onnx, output_names
 from cat_deploy.export.plugin import DOMAIN, OP_TYPE, PLUGIN_NAMESPACE, fused_cat_pool, graph_has_plugin
 from cat_deploy.export.precision import node_module_map
 from cat_deploy.layers import CAT, set_gep
 from cat_deploy.layers.pooling import cat_pool
-from cat_deploy.models import create_model
+from cat_deploy.models import create_model, exercise_cat
 from cat_deploy.runtime.runners import OnnxRuntimeRunner
 
 needs_ortx = pytest.mark.skipif(importlib.util.find_spec("onnxruntime_extensions") is None,
@@ -23,13 +31,10 @@ class TwoCat(nn.Module):
     def __init__(self):
         super().__init__()
         self.conv = nn.Conv2d(3, 16, 3, padding=1)
-        self.a = CAT(16, gep="plugin", gmp_filter="paper")
+        # 4 MLP units (C/16 would be 1: one ReLU unit can silence a statistic); exercise_cat: every branch matters
+        self.a = exercise_cat(CAT(16, rd_channels=4, gep="plugin", gmp_filter="paper"), seed=0)
         self.down = nn.Conv2d(16, 24, 3, stride=2, padding=1)
-        self.b = CAT(24, gep="plugin", gmp_filter="2d", entropy_norm="minmax_signed")
-        with torch.no_grad():  # colla-factors off 0 so the pooled maps reach the output
-            for m in (self.a, self.b):
-                for p in (m.channel_factors, m.spatial_factors, m.exterior_factors):
-                    p.normal_()
+        self.b = exercise_cat(CAT(24, rd_channels=4, gep="plugin", gmp_filter="2d", entropy_norm="minmax_signed"), seed=1)
 
     def forward(self, x):
         return self.b(self.down(self.a(self.conv(x))))
@@ -79,6 +84,7 @@ def test_onnxruntime_twin_two_sizes(two_cat):
     ref_model = TwoCat().eval()
     ref_model.load_state_dict(model.state_dict())
     set_gep(ref_model, "stable")
+    assert_cat_reaches_output(ref_model, torch.randn(2, 3, 24, 20))
     with OnnxRuntimeRunner(path, device="cpu") as runner:  # the runner registers the twin itself
         for shape in [(2, 3, 24, 20), (1, 3, 33, 17)]:
             x = torch.randn(shape)
@@ -86,6 +92,39 @@ def test_onnxruntime_twin_two_sizes(two_cat):
                 ref = ref_model(x).numpy()
             out = runner.infer({"images": x.numpy()})["out"]
             np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
+
+
+class PoolOnly(nn.Module):
+    """One FusedCatPool node: the statistics themselves are the graph's outputs."""
+
+    def __init__(self, channels: int, gmp_filter: str):
+        super().__init__()
+        self.gmp_filter = gmp_filter
+        self.register_buffer("taps", CAT(channels).gmp_taps)
+
+    def forward(self, x):
+        return fused_cat_pool(x, self.taps, self.gmp_filter)
+
+
+@needs_ortx
+@pytest.mark.parametrize("filt", ["paper", "2d", "none"])
+def test_onnxruntime_twin_matches_float64_reference(tmp_path, filt):
+    """The twin's six statistics against cat_pool_ref (numpy, float64, from docs/cat_spec.md), per element."""
+    path = tmp_path / "pool.onnx"
+    with torch.no_grad():
+        torch.onnx.export(PoolOnly(13, filt).eval(), (torch.zeros(2, 13, 9, 11),), str(path), dynamo=False,
+                          opset_version=17, input_names=["images"], output_names=["channel", "spatial"],
+                          dynamic_axes={"images": {0: "b", 2: "h", 3: "w"}, "channel": {0: "b"},
+                                        "spatial": {0: "b", 2: "h", 3: "w"}})
+    assert graph_has_plugin(path)
+    gen = np.random.default_rng(7)
+    with OnnxRuntimeRunner(path, device="cpu") as runner:
+        for shape, scale in [((2, 13, 9, 11), 1.0), ((1, 13, 17, 5), 4.0), ((2, 13, 1, 7), 30.0)]:
+            x = (gen.standard_normal(shape) * scale).astype(np.float32)
+            out = runner.infer({"images": x})
+            x64 = x.astype(np.float64)
+            ratios = error_ratios((out["channel"], out["spatial"]), cat_pool_ref(x64, filt), x64, "float32")
+            assert max(ratios) <= 1.0, dict(zip(STATS, ratios))
 
 
 def test_detector_one_node_per_cat_module_and_no_exp_log(tmp_path):

@@ -1,4 +1,8 @@
-"""The fused pooling kernels against cat_pool in float64, on the CPU under TRITON_INTERPRET=1.
+"""The fused pooling kernels against the independent float64 reference, on the CPU under TRITON_INTERPRET=1.
+
+The reference is ``tests/cat_reference.py::cat_pool_ref`` (numpy, written from docs/cat_spec.md,
+no cat_deploy import); the comparison is per element, ``|out - ref| <= rtol*|ref| + floor`` with
+floors at FP32's resolution (``plugin_cases.error_ratios``), not relative to the largest value.
 
 The interpreter must be selected before triton is imported, so the kernels run in one
 subprocess (``interp_cases.py``) and these tests read its JSON. On a CUDA machine the
@@ -15,11 +19,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from plugin_cases import CASES  # noqa: E402  (the table only; does not import triton)
-
-FP32_TOL = 1e-5
-FP16_TOL = 2e-3  # FP16 output rounding (2^-11) plus FP16 input of the float64 reference
-STATS = ("ch_avg", "ch_max", "ch_ent", "sp_avg", "sp_max", "sp_ent")
+from plugin_cases import CASES, STATS, error_ratios  # noqa: E402  (the table and the bound; no triton import)
 
 
 @pytest.fixture(scope="module")
@@ -40,14 +40,14 @@ def test_matches_float64_reference(results, case, plan):
     assert res["shapes"] == [[B, 3, C], [B, 3, H, W]]
     assert res["dtype"] == str(dtype)
     assert res["finite"]
-    tol = FP32_TOL if dtype == torch.float32 else FP16_TOL
-    worst = max(zip(res["errors"], STATS))
-    assert worst[0] <= tol, f"{case}/{plan}: {worst[1]} relative error {worst[0]:.2e} > {tol:g} ({filt})"
+    worst, stat = max(zip(res["ratios"], STATS))
+    rel = res["max_rel"][STATS.index(stat)]
+    assert worst <= 1.0, f"{case}/{plan}: {stat} error {worst:.1f}x its bound (relative error {rel:.2e}, {filt})"
 
 
 def test_filter_changes_gmp_only(results):
     """Sanity of the case table: with 'none' the GMP error is exactly zero (a max of the input values)."""
-    errs = results["none"]["fused"]["errors"]
+    errs = results["none"]["fused"]["max_rel"]
     assert errs[1] == 0.0 and errs[4] == 0.0
 
 
@@ -77,14 +77,16 @@ def test_one_read_kernels_compile_for_sm90():
 @pytest.mark.parametrize("filt", ["paper", "2d", "none"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 def test_cuda_kernels(filt, dtype):
-    from cat_deploy.layers.pooling import cat_pool, gaussian_kernel1d
+    from cat_reference import cat_pool_ref
+
+    from cat_deploy.layers.pooling import gaussian_kernel1d
     from plugins.cat_pool_triton import cat_pool_fused, cat_pool_single
 
     x = (torch.randn(2, 96, 37, 45, device="cuda") * 3).to(dtype)
     taps = gaussian_kernel1d(5).float().cuda().expand(96, -1).contiguous()
-    ref = cat_pool(x.double(), taps.double(), filt, "stable")
-    tol = FP32_TOL if dtype == torch.float32 else FP16_TOL
+    x64 = x.double().cpu().numpy()
+    ref = cat_pool_ref(x64, filt, taps=taps.double().cpu().numpy())
     for fn in (cat_pool_fused, cat_pool_single):
-        for out, r in zip(fn(x, taps, filt), ref):
-            err = ((out.double() - r).abs().amax((0, *range(2, r.ndim))) / r.abs().amax((0, *range(2, r.ndim))))
-            assert err.max() <= tol, (fn.__name__, err.tolist())
+        out = tuple(t.double().cpu().numpy() for t in fn(x, taps, filt))
+        ratios = error_ratios(out, ref, x64, str(dtype).replace("torch.", ""))
+        assert max(ratios) <= 1.0, (fn.__name__, dict(zip(STATS, ratios)))
