@@ -29,7 +29,7 @@ from ..export.onnx import ShapeProfile, cat_module_names
 from ..layers import set_gep
 from ..runtime.processing import detections_from_outputs, preprocess
 from ..runtime.runners import OnnxRuntimeRunner, Runner, TorchRunner
-from .parity import TOLERANCES, compare_outputs, detection_verdict, match_detections
+from .parity import TOLERANCES, compare_outputs, detection_verdict, match_detections, module_tolerance
 
 __all__ = ["validate_artefact", "open_runner", "sample_batch", "run_batched", "sidecar_mismatches", "VAL_SEED"]
 
@@ -149,7 +149,10 @@ def _cases(profile: ShapeProfile, sample: Optional[np.ndarray], rng) -> list[tup
 
 
 def _detections(torch_runner, runner, config, profile, sample, val_images, tol, post, report) -> None:
-    """Detection agreement on the sample images and synthetic scenes, and mAP@0.5 parity on the scenes."""
+    """Detection agreement on the sample images and synthetic scenes, and mAP@0.5 parity on the scenes.
+
+    Each input runs once per backend; agreement and mAP are both read from those outputs.
+    """
     batch, static = profile.opt[0], not profile.dynamic
     hw = tuple(profile.opt[2:])
     with tempfile.TemporaryDirectory(prefix="cat-deploy-val-") as tmp:
@@ -158,21 +161,23 @@ def _detections(torch_runner, runner, config, profile, sample, val_images, tol, 
         dataset = _synthetic_scenes(config, val_images, Path(tmp), hw) if val_images > 0 else None
         if dataset is not None:
             det_inputs.append(np.stack([dataset[i][0].numpy() for i in range(len(dataset))]))
+        outputs = []
         for imgs in det_inputs:
-            r = _concat(run_batched(torch_runner, imgs, batch, static))
-            o = _concat(run_batched(runner, imgs, batch, static))
-            ref_dets += detections_from_outputs(r, hw, config.detector, *post)
-            out_dets += detections_from_outputs(o, hw, config.detector, *post)
+            outputs.append((_concat(run_batched(torch_runner, imgs, batch, static)),
+                            _concat(run_batched(runner, imgs, batch, static))))
+            ref_dets += detections_from_outputs(outputs[-1][0], hw, config.detector, *post)
+            out_dets += detections_from_outputs(outputs[-1][1], hw, config.detector, *post)
         report["detections"] = detection_verdict(match_detections(ref_dets, out_dets), tol)
         if dataset is not None:
-            report["accuracy"] = _map_parity(torch_runner, runner, dataset, config, hw, batch, static, tol)
+            report["accuracy"] = _map_parity(*outputs[-1], dataset, config, hw, tol)
 
 
-def _per_module(artefact, ref_module, model, x, tol, device) -> dict[str, Any]:
+def _per_module(artefact, ref_module, model, x, precision, providers, device) -> dict[str, Any]:
     from .localize import localize
 
     modules = cat_module_names(model)
-    loc = localize(artefact, ref_module, x, tol, modules, device)
+    tol = module_tolerance(precision, providers)
+    loc = {**localize(artefact, ref_module, x, tol, modules, device), "tolerance": tol.__dict__}
     first = loc["first_divergent"]
     if first is not None:
         row = next(r for r in loc["modules"] if r["module"] == first)
@@ -241,25 +246,31 @@ def validate_artefact(
             _detections(torch_runner, runner, config, profile, sample, val_images, tol, (conf, iou, max_det), report)
         if per_module and Path(artefact).suffix == ".onnx" and cat_module_names(model):
             x = sample if sample is not None else rng.standard_normal(profile.opt).astype(np.float32)
-            report["per_module"] = _per_module(artefact, ref_module, model, x[: profile.opt[0]], tol, device)
+            report["per_module"] = _per_module(artefact, ref_module, model, x[: profile.opt[0]], precision,
+                                               report["backend"], device)
             log(f"  per-module: first divergent CAT module: {report['per_module']['first_divergent'] or 'none'} "
                 f"({len(report['per_module']['modules'])} compared)")
     report["passed"] = _verdict(report)
     return report
 
 
-def _map_parity(torch_runner, runner, dataset, config, hw, batch, static, tol) -> dict[str, Any]:
+def _map_parity(ref_outputs, art_outputs, dataset, config, hw, tol) -> dict[str, Any]:
+    """mAP@0.5 of PyTorch and of the artefact on ``dataset``, from their raw outputs on it (in dataset order)."""
     from .coco_eval import evaluate_detector
 
-    def predictor(r: Runner):
+    def predictor(outputs: dict[str, np.ndarray]):
+        seen = 0
+
         def predict(images: torch.Tensor):
-            outs = _concat(run_batched(r, images.numpy(), batch, static))
-            dets = detections_from_outputs(outs, hw, config.detector, conf=0.05, iou=0.5, max_det=100)
+            nonlocal seen
+            chunk = {k: v[seen:seen + len(images)] for k, v in outputs.items()}
+            seen += len(images)
+            dets = detections_from_outputs(chunk, hw, config.detector, conf=0.05, iou=0.5, max_det=100)
             return [{k: torch.from_numpy(v) for k, v in d.items()} for d in dets]
         return predict
 
-    m_ref = evaluate_detector(predictor(torch_runner), dataset, batch_size=8)
-    m_out = evaluate_detector(predictor(runner), dataset, batch_size=8)
+    m_ref = evaluate_detector(predictor(ref_outputs), dataset, batch_size=8)
+    m_out = evaluate_detector(predictor(art_outputs), dataset, batch_size=8)
     drop = m_ref["map50"] - m_out["map50"]
     res = {"images": len(dataset), "map50_ref": m_ref["map50"], "map50_out": m_out["map50"],
            "map_ref": m_ref["map"], "map_out": m_out["map"], "passed": drop <= tol.max_map_drop}

@@ -15,8 +15,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["Tolerance", "TOLERANCES", "MIN_MATCHED_DETECTIONS", "compare_outputs", "match_detections", "detection_verdict",
-           "summarize"]
+__all__ = ["Tolerance", "TOLERANCES", "FP32_CPU_MODULE", "MIN_MATCHED_DETECTIONS", "compare_outputs", "match_detections",
+           "detection_verdict", "module_tolerance", "summarize"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,20 @@ TOLERANCES = {
 
 # Fewer matched detections than this say nothing about detection agreement: the check fails.
 MIN_MATCHED_DETECTIONS = 20
+
+# Per-module comparisons (``--per-module``) of an FP32 graph on ONNX Runtime's CPU provider: its kernels and
+# PyTorch's differ only in the order of operations, about 1e-6 of each tensor's range (measured on the demo
+# detector: at most 2e-6 on the pooled statistics, a cosine deficit of 1e-12 on module outputs). This bound,
+# ten times above that, still sees an FP16 reduction (1e-4) or a changed constant inside one module, which
+# the end-to-end thresholds, sized for TF32 on GPUs, let through. GPU providers keep the precision's own.
+FP32_CPU_MODULE = Tolerance(atol=2e-5, rtol=2e-5, min_cosine=1 - 1e-9, max_outside=0.0, min_agreement=0.99,
+                            max_score_drift=1e-3, max_map_drop=0.005)
+
+
+def module_tolerance(precision: str, providers: Sequence[str]) -> Tolerance:
+    """Thresholds of the per-module comparison: :data:`FP32_CPU_MODULE` for FP32 on the CPU provider alone."""
+    cpu_only = bool(providers) and all(p == "CPUExecutionProvider" for p in providers)
+    return FP32_CPU_MODULE if precision == "fp32" and cpu_only else TOLERANCES[precision]
 
 
 def _stats(ref: np.ndarray, out: np.ndarray, tol: Tolerance) -> dict[str, Any]:
@@ -75,7 +89,7 @@ def _stats(ref: np.ndarray, out: np.ndarray, tol: Tolerance) -> dict[str, Any]:
     if s["nonfinite_where_ref_finite"]:
         reasons.append(f"{s['nonfinite_where_ref_finite']} NaN/Inf in the artefact's output where PyTorch's is finite")
     if s["cosine"] < tol.min_cosine:
-        reasons.append(f"cosine {s['cosine']:.6f} < {tol.min_cosine}")
+        reasons.append(f"cosine {s['cosine']:.10f} < {tol.min_cosine:.10g}")
     if s["outside_frac"] > tol.max_outside:
         reasons.append(f"{s['outside_frac']:.2e} of elements outside atol={tol.atol:g}*max|ref|+rtol={tol.rtol:g}*|ref|")
     s["passed"] = not reasons
