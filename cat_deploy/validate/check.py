@@ -29,7 +29,7 @@ from ..export.onnx import ShapeProfile, cat_module_names
 from ..layers import set_gep
 from ..runtime.processing import detections_from_outputs, preprocess
 from ..runtime.runners import OnnxRuntimeRunner, Runner, TorchRunner
-from .parity import TOLERANCES, compare_outputs, detection_verdict, match_detections, module_tolerance
+from .parity import TOLERANCES, compare_outputs, detection_verdict, match_detections, module_tolerances
 
 __all__ = ["validate_artefact", "open_runner", "sample_batch", "run_batched", "sidecar_mismatches", "VAL_SEED"]
 
@@ -176,8 +176,9 @@ def _per_module(artefact, ref_module, model, x, precision, providers, device) ->
     from .localize import localize
 
     modules = cat_module_names(model)
-    tol = module_tolerance(precision, providers)
-    loc = {**localize(artefact, ref_module, x, tol, modules, device), "tolerance": tol.__dict__}
+    stats_tol, out_tol = module_tolerances(precision, providers)
+    loc = {**localize(artefact, ref_module, x, out_tol, modules, device, stats_tol),
+           "tolerance": {"statistics": stats_tol.__dict__, "output": out_tol.__dict__}}
     first = loc["first_divergent"]
     if first is not None:
         row = next(r for r in loc["modules"] if r["module"] == first)

@@ -15,8 +15,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["Tolerance", "TOLERANCES", "FP32_CPU_MODULE", "MIN_MATCHED_DETECTIONS", "compare_outputs", "match_detections",
-           "detection_verdict", "module_tolerance", "summarize"]
+__all__ = ["Tolerance", "TOLERANCES", "FP32_CPU_STATISTICS", "FP32_CPU_MODULE", "MIN_MATCHED_DETECTIONS",
+           "compare_outputs", "match_detections", "detection_verdict", "module_tolerances", "summarize"]
 
 
 @dataclass(frozen=True)
@@ -44,22 +44,29 @@ TOLERANCES = {
 # Fewer matched detections than this say nothing about detection agreement: the check fails.
 MIN_MATCHED_DETECTIONS = 20
 
-# Per-module comparisons (``--per-module``) of an FP32 graph on ONNX Runtime's CPU provider: its kernels and
-# PyTorch's differ only in the order of operations, about 1e-6 of each tensor's range (measured on the demo
-# detector: at most 2e-6 on the pooled statistics, a cosine deficit of 1e-12 on module outputs). This bound,
-# ten times above that, still sees an FP16 reduction (1e-4) or a changed constant inside one module, which
-# the end-to-end thresholds, sized for TF32 on GPUs, let through. GPU providers keep the precision's own.
-FP32_CPU_MODULE = Tolerance(atol=2e-5, rtol=2e-5, min_cosine=1 - 1e-9, max_outside=0.0, min_agreement=0.99,
+# Per-module comparisons (``--per-module``) are module-local: PyTorch's CAT module runs on the very input the
+# artefact gave that module, so only the module's own arithmetic differs. On ONNX Runtime's CPU provider that is
+# FP32 rounding in a different order (the CAT nodes stay FP32 in FP16 graphs too): the pooled statistics agree to
+# a few roundoffs of their scale (max |x| for GAP and GMP, log n for GEP), and 2e-5 of it still sees one GEP sum
+# rounded to FP16 (1e-4). The module's output passes through the min-max normalisation, which can magnify
+# rounding of nearly constant entropies (docs/cat_spec.md, row 4): 1e-4 of its range. GPU providers may run
+# FP32 convolutions in TF32 (10-bit mantissa) and keep the precision's own thresholds.
+FP32_CPU_STATISTICS = Tolerance(atol=2e-5, rtol=2e-5, min_cosine=-1.0, max_outside=0.0, min_agreement=0.99,
+                                max_score_drift=1e-3, max_map_drop=0.005)
+FP32_CPU_MODULE = Tolerance(atol=1e-4, rtol=1e-4, min_cosine=1 - 1e-8, max_outside=0.0, min_agreement=0.99,
                             max_score_drift=1e-3, max_map_drop=0.005)
 
 
-def module_tolerance(precision: str, providers: Sequence[str]) -> Tolerance:
-    """Thresholds of the per-module comparison: :data:`FP32_CPU_MODULE` for FP32 on the CPU provider alone."""
+def module_tolerances(precision: str, providers: Sequence[str]) -> tuple[Tolerance, Tolerance]:
+    """(pooled statistics, module output) thresholds of the per-module comparison (see above)."""
     cpu_only = bool(providers) and all(p == "CPUExecutionProvider" for p in providers)
-    return FP32_CPU_MODULE if precision == "fp32" and cpu_only else TOLERANCES[precision]
+    if not cpu_only or precision == "int8":
+        return TOLERANCES[precision], TOLERANCES[precision]
+    return FP32_CPU_STATISTICS, FP32_CPU_MODULE if precision == "fp32" else TOLERANCES[precision]
 
 
-def _stats(ref: np.ndarray, out: np.ndarray, tol: Tolerance) -> dict[str, Any]:
+def _stats(ref: np.ndarray, out: np.ndarray, tol: Tolerance, scale: float | None = None) -> dict[str, Any]:
+    """Comparison of one tensor; ``atol`` is relative to ``scale`` (default: max |ref|, the output's range)."""
     ref64 = np.asarray(ref, dtype=np.float64)
     out64 = np.asarray(out, dtype=np.float64)
     s: dict[str, Any] = {
@@ -82,7 +89,7 @@ def _stats(ref: np.ndarray, out: np.ndarray, tol: Tolerance) -> dict[str, Any]:
     a, b = out64[finite].ravel(), ref64[finite].ravel()
     na, nb = np.linalg.norm(a), np.linalg.norm(b)
     s["cosine"] = float(a @ b / (na * nb)) if na > 0 and nb > 0 else float(na == nb)
-    scale = max(float(r.max()), 1e-12)  # atol is relative to the output's range
+    scale = max(float(r.max()) if scale is None else scale, 1e-12)
     outside = int((diff > tol.atol * scale + tol.rtol * r).sum()) + s["nonfinite_where_ref_finite"]
     s["outside_frac"] = float(outside / ref64.size)
     reasons = []
@@ -188,7 +195,8 @@ def summarize(report: dict[str, Any]) -> list[str]:
     pm = report.get("per_module")
     if pm:
         verdict = "ok  " if pm["passed"] else "FAIL"
-        lines.append(f"{verdict} per-module: {len(pm['modules'])} CAT modules compared, first divergent: "
+        missing = f", {len(pm['not_found'])} not found in the graph" if pm.get("not_found") else ""
+        lines.append(f"{verdict} per-module: {len(pm['modules'])} CAT modules compared{missing}, first divergent: "
                      f"{pm['first_divergent'] or 'none'}" + (f"  ({pm['reason']})" if not pm["passed"] else ""))
     side = report.get("sidecar")
     if side and not side["passed"]:
