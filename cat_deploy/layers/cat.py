@@ -35,6 +35,15 @@ def _check(name: str, value: str, allowed: tuple[str, ...]) -> None:
         raise ValueError(f"CAT {name} must be one of {allowed}, got {value!r}")
 
 
+def _check_activation(act_layer) -> None:
+    if isinstance(act_layer, str):
+        try:
+            get_act_layer(act_layer)
+        except KeyError:
+            raise ValueError(f"CAT act_layer {act_layer!r} is not an activation name timm knows "
+                             "(e.g. 'relu', 'silu', 'gelu')") from None
+
+
 class CAT(nn.Module):
     """CAT attention for an NCHW feature map.
 
@@ -102,12 +111,7 @@ class CAT(nn.Module):
         self.fusion = fusion
         self.gep = gep
 
-        if isinstance(act_layer, str):
-            try:
-                get_act_layer(act_layer)
-            except KeyError:
-                raise ValueError(f"CAT act_layer {act_layer!r} is not an activation name timm knows "
-                                 "(e.g. 'relu', 'silu', 'gelu')") from None
+        _check_activation(act_layer)
         if not rd_channels:
             rd_channels = make_divisible(channels * rd_ratio, rd_divisor, round_limit=0.0)
         if channel_mlp:

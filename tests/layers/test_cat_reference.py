@@ -21,8 +21,8 @@ from cat_reference import cat_forward_ref, cat_params, cat_pool_ref, rel_err  # 
 from cat_deploy.layers import CAT, cat_pool  # noqa: E402
 from cat_deploy.models import exercise_cat  # noqa: E402
 
-F64_TOL = 1e-10  # float64 against float64: only the order of the operations differs
-F32_TOL = 2e-4  # the float32 module against float64, on the same float32 input values
+F64_TOL = 1e-12  # float64 against float64: only the order of the operations differs (measured: 9e-15)
+F32_TOL = 1e-5  # the float32 module against float64, on the same float32 input values (measured: 5e-7)
 
 REF_KEYS = ("gmp_filter", "gmp_kernel_size", "gmp_sigma", "entropy_norm", "channel_mlp", "interior_norm", "fusion")
 
