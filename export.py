@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from cat_deploy.export.pipeline import ExportFailed, ExportOptions, run_export
+from cat_deploy.exporter import ExportFailed, ExportOptions, run_export
 
 
 def parse_args(argv=None) -> ExportOptions:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 
 from .checkpoint import CheckpointError, load_model
 from .data.image import ImageReadError, read_image
@@ -69,11 +70,6 @@ def colla_factors(model: torch.nn.Module) -> list[dict]:
 
 
 def render(ckpt: str, image_path: str, out: str | Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     model = load_model(ckpt)
     cfg = model.config
     rgb = read_image(image_path)
@@ -85,8 +81,8 @@ def render(ckpt: str, image_path: str, out: str | Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     shown = ((x.transpose(1, 2, 0) * np.array(cfg.std) + np.array(cfg.mean)).clip(0, 1))
 
-    fig, axes = plt.subplots(len(stages), 4, figsize=(4 * 3.2, len(stages) * 3.2 * cfg.input_size[0] / cfg.input_size[1] + 0.6),
-                             squeeze=False)
+    fig = Figure(figsize=(4 * 3.2, len(stages) * 3.2 * cfg.input_size[0] / cfg.input_size[1] + 0.6))
+    axes = fig.subplots(len(stages), 4, squeeze=False)
     titles = ["input", "-S_avg (GAP)", "S_max (GMP)", "S_ent (GEP)"]
     for row, (name, maps) in enumerate(stages):
         axes[row, 0].imshow(shown)
@@ -105,11 +101,11 @@ def render(ckpt: str, image_path: str, out: str | Path) -> list[Path]:
     fig.tight_layout()
     maps_png = out / "attention_maps.png"
     fig.savefig(maps_png, dpi=110)
-    plt.close(fig)
 
     rows = colla_factors(model)
     depth = np.arange(1, len(rows) + 1)
-    fig, (a0, a1) = plt.subplots(1, 2, figsize=(11, 3.6))
+    fig = Figure(figsize=(11, 3.6))
+    a0, a1 = fig.subplots(1, 2)
     a0.plot(depth, [r["Cw"] for r in rows], "o-", label="C_w (channel)")
     a0.plot(depth, [r["Sw"] for r in rows], "s-", label="S_w (spatial)")
     a0.set_xlabel("CAT module (depth)")
@@ -125,7 +121,6 @@ def render(ckpt: str, image_path: str, out: str | Path) -> list[Path]:
     fig.tight_layout()
     factors_png = out / "colla_factors.png"
     fig.savefig(factors_png, dpi=110)
-    plt.close(fig)
     (out / "colla_factors.json").write_text(json.dumps(rows, indent=1))
     return [maps_png, factors_png, out / "colla_factors.json"]
 

@@ -7,8 +7,10 @@ cleanly: ``cls_logits`` Tensor[B, N, K] and ``box_deltas`` Tensor[B, N, 4] over
 all N anchors of all levels. Anchors depend only on the input size
 (:func:`make_anchors`); decoding (:func:`decode_boxes`) and NMS
 (:func:`postprocess`) are separate functions used by training, evaluation and
-every runtime backend. torchvision supplies the FPN, box coder, matcher, focal
-loss, GIoU loss and NMS.
+every runtime backend. torchvision supplies the FPN, matcher, focal loss, GIoU loss
+and NMS; the box coder is :func:`decode_boxes` (torchvision's is private API). The
+deployment runtime has the same host half in numpy (:mod:`cat_deploy.runtime.boxes`),
+checked against these functions.
 """
 from __future__ import annotations
 
@@ -18,17 +20,15 @@ from typing import Optional, Sequence
 
 import torch
 import torch.nn as nn
-from torchvision.models.detection._utils import BoxCoder, Matcher
+from torchvision.models.detection._utils import Matcher
 from torchvision.ops import FeaturePyramidNetwork, batched_nms, box_iou, generalized_box_iou_loss, sigmoid_focal_loss
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
-from ..config import DetectorOptions
+from ..config import BBOX_CLIP, DetectorOptions
 from .backbones import FeatureBackbone
 
 __all__ = ["RetinaNet", "RetinaHead", "anchors_for_levels", "make_anchors", "decode_boxes", "postprocess", "detection_loss"]
 
-BBOX_CLIP = math.log(1000.0 / 16)
-_BOX_CODER = BoxCoder(weights=(1.0, 1.0, 1.0, 1.0), bbox_xform_clip=BBOX_CLIP)
 
 
 def level_shapes(image_size: Sequence[int], levels: Sequence[int]) -> list[tuple[int, int]]:
@@ -77,11 +77,25 @@ def make_anchors(
     return anchors_for_levels(level_shapes(image_size, options.levels), options, device, dtype)
 
 
-def decode_boxes(box_deltas: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
-    """Apply RetinaNet deltas (dx, dy, dw, dh) to anchors: Tensor[..., N, 4] -> xyxy boxes."""
-    shape = box_deltas.shape
-    boxes = _BOX_CODER.decode_single(box_deltas.reshape(-1, 4), anchors.expand(shape).reshape(-1, 4))
-    return boxes.reshape(shape)
+def decode_boxes(box_deltas: torch.Tensor, anchors: torch.Tensor, clip: float = BBOX_CLIP) -> torch.Tensor:
+    """Apply RetinaNet deltas to anchors: boxes Tensor[..., N, 4] xyxy.
+
+    ``box_deltas`` (Tensor[..., N, 4]) are (dx, dy, dw, dh) with unit weights, relative to the
+    anchor's centre and size; dw, dh are clipped at ``clip`` before the exponential. ``anchors``
+    (Tensor[N, 4] xyxy) broadcast over the leading axes. Same maths as torchvision's
+    ``BoxCoder(weights=(1, 1, 1, 1)).decode_single`` (the tests compare them).
+    """
+    anchors = anchors.to(box_deltas.dtype)
+    widths = anchors[..., 2] - anchors[..., 0]
+    heights = anchors[..., 3] - anchors[..., 1]
+    ctr_x = anchors[..., 0] + 0.5 * widths
+    ctr_y = anchors[..., 1] + 0.5 * heights
+    dx, dy, dw, dh = box_deltas.unbind(-1)
+    pred_x = dx * widths + ctr_x
+    pred_y = dy * heights + ctr_y
+    half_w = 0.5 * (torch.exp(dw.clamp(max=clip)) * widths)
+    half_h = 0.5 * (torch.exp(dh.clamp(max=clip)) * heights)
+    return torch.stack([pred_x - half_w, pred_y - half_h, pred_x + half_w, pred_y + half_h], dim=-1)
 
 
 class RetinaHead(nn.Module):

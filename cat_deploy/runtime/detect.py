@@ -25,14 +25,17 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
+from tqdm import tqdm
 
+from ..core.errors import BackendUnavailable
+from ..data.coco_eval import coco_map
 from ..data.image import DEFAULT_MAX_PIXELS, ImageReadError
 from ..data.transforms import Letterbox, boxes_to_original
 from .backends import ModelError, ModelSpec, choose_batch, open_model, parse_classes
 from .outputs import (Journal, StageTimes, coco_document, done_record, format_summary, skip_record,
                       write_image_files, write_json)
 from .processing import detections_from_outputs
-from .runners import BackendUnavailable, Runner
+from .runners import Runner
 from .source import Item, Source, SourceError, open_source, unique_stems
 
 __all__ = ["DetectOptions", "InferError", "run_detection", "detect_source"]
@@ -150,8 +153,6 @@ def run_detection(opts: DetectOptions, log: Callable[[str], None] = print) -> di
 def detect_source(source: Source, runner: Runner, spec: ModelSpec, opts: DetectOptions, journal: Journal,
                   batch: int, classes=None, log: Callable[[str], None] = print) -> dict[str, Any]:
     """The run loop over an opened ``source`` with an entered ``runner``; returns the summary dict."""
-    from tqdm import tqdm
-
     out = Path(opts.out)
     resumed = len(journal.records)
     stems = unique_stems([it.name for it in source.items]) if source.items and source.kind != "video" else {}
@@ -328,8 +329,6 @@ def _summarize(source, spec, opts, journal, batch, times, processed, resumed, wa
 
 def _accuracy(ann_path: str, doc: dict[str, Any], class_names) -> dict[str, Any]:
     """COCO mAP of ``doc`` against ``ann_path``, images matched by file name (relative path, then base name)."""
-    from ..validate.coco_eval import coco_map
-
     try:
         with open(ann_path) as f:
             gt = json.load(f)

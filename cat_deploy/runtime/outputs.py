@@ -5,7 +5,7 @@ Resumable by design: each finished batch appends one JSON line per image to
 start). A rerun of the same command skips journaled images; the final
 ``detections.json`` is assembled from the journal, sorted by image id, so an
 interrupted-and-resumed run writes the same bytes as an uninterrupted one. Every
-other file is written atomically (:func:`cat_deploy.checkpoint.atomic_write`).
+other file is written atomically (:func:`cat_deploy.core.files.atomic_write`).
 """
 from __future__ import annotations
 
@@ -15,20 +15,13 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
-from ..checkpoint import atomic_write
-from ..validate.coco_eval import to_coco_results
+from ..core.files import atomic_write, write_json
+from ..data.coco_eval import to_coco_results
 
 __all__ = ["Journal", "coco_document", "write_json", "write_image_files", "draw_detections", "StageTimes",
            "format_summary"]
-
-
-def write_json(path: str | os.PathLike, obj: Any, indent: Optional[int] = None) -> Path:
-    def write(tmp):
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=indent)
-
-    return atomic_write(path, write)
 
 
 class Journal:
@@ -140,8 +133,6 @@ _PALETTE = [(255, 56, 56), (255, 157, 151), (255, 112, 31), (255, 178, 29), (207
 def draw_detections(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray,
                     class_names: Sequence[str]):
     """A PIL image of ``image`` (RGB uint8) with boxes and ``name score`` labels drawn."""
-    from PIL import Image, ImageDraw, ImageFont
-
     img = Image.fromarray(image)
     d = ImageDraw.Draw(img)
     h, w = image.shape[:2]

@@ -21,6 +21,8 @@ from typing import Callable, Iterator, Optional
 
 import numpy as np
 
+from ..core.errors import MissingDependency
+from ..core.optional import is_available, require
 from ..data.image import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageReadError, is_image_file, read_image
 
 __all__ = ["Item", "Source", "open_source", "unique_stems", "SourceError", "VIDEO_EXTENSIONS", "LIST_EXTENSIONS"]
@@ -170,18 +172,12 @@ def unique_stems(names: list[str]) -> dict[str, str]:
 def _video_frames(path: Path) -> Iterator[tuple[Item, Loader]]:
     """Frames of ``path`` in order as RGB arrays (PyAV, else OpenCV)."""
     try:
-        import av
-    except ImportError:
-        av = None
-    if av is not None:
-        yield from _av_frames(av, path)
-        return
-    try:
-        import cv2
-    except ImportError:
-        raise SourceError(f"reading video '{path}' needs PyAV: pip install av "
-                          "(or opencv-python-headless); or extract the frames to a folder first") from None
-    yield from _cv2_frames(cv2, path)
+        if is_available("av") or not is_available("cv2"):
+            yield from _av_frames(require("av", f"reading video '{path}'"), path)
+        else:
+            yield from _cv2_frames(require("cv2", f"reading video '{path}'"), path)
+    except MissingDependency as e:
+        raise SourceError(f"{e} (or opencv-python-headless); or extract the frames to a folder first") from None
 
 
 def _frame_item(path: Path, index: int, rgb: np.ndarray, seconds: float) -> tuple[Item, Loader]:

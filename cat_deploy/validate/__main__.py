@@ -8,10 +8,10 @@ import argparse
 import json
 import sys
 
-from ..checkpoint import CheckpointError, load_model
-from ..export.sidecar import SidecarError, read_sidecar
-from ..runtime.runners import BackendUnavailable
-from .check import validate_artefact
+from ..checkpoint import load_model
+from ..core.errors import BackendUnavailable, CheckpointError, SidecarError
+from ..core.sidecar import read_sidecar
+from .check import DEFAULT_SAMPLES, validate_artefact
 from .parity import summarize
 
 
@@ -25,8 +25,6 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--json", help="also write the report to this file")
     a = p.parse_args(argv)
-    from ..export.pipeline import DEFAULT_SAMPLES
-
     try:
         model = load_model(a.ckpt)
         sidecar = read_sidecar(a.artefact)

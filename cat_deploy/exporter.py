@@ -1,5 +1,9 @@
 """``export.py``'s work: checkpoint -> ONNX (-> mixed precision) -> parity -> TensorRT engine.
 
+It joins :mod:`cat_deploy.export` (the artefacts) and :mod:`cat_deploy.validate` (parity
+against PyTorch), so it sits above both, beside the other command modules (``train``,
+``bench``); ``export.py`` only parses flags and calls :func:`run_export`.
+
 Every file is written atomically and kept when a later step fails: a failed parity
 check or a missing TensorRT never deletes the ONNX already written.
 """
@@ -10,17 +14,24 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from ..checkpoint import load_model
-from ..layers import set_gep
-from ..layers.pooling import GEP_FORMULATIONS
-from .deploy import deploy_module, output_names
-from .onnx import OPSET, ShapeProfile, cat_module_names, export_onnx
-from .precision import PRECISIONS, convert_fp16, quantize_int8
-from .sidecar import sidecar_path, versions, write_sidecar
+import numpy as np
+
+from .checkpoint import load_model
+from .core.errors import BackendUnavailable, CheckpointError, PluginUnavailable
+from .core.plugin_ids import GEP_FORMULATIONS
+from .core.sidecar import PRECISIONS, Normalize, PostprocessOptions, ShapeProfile, Sidecar, sidecar_path
+from .data.image import ImageReadError, list_images, read_image
+from .export.deploy import deploy_module, output_names
+from .export.onnx import OPSET, export_onnx
+from .export.precision import convert_fp16, quantize_int8
+from .export.tensorrt import EngineBuildError, build_engine
+from .export.versions import versions
+from .layers import cat_module_names, set_gep
+from .runtime.processing import preprocess
+from .validate.check import DEFAULT_SAMPLES, validate_artefact
+from .validate.parity import summarize
 
 __all__ = ["ExportOptions", "run_export", "ExportFailed"]
-
-DEFAULT_SAMPLES = Path(__file__).resolve().parents[2] / "assets" / "samples"
 
 
 class ExportFailed(RuntimeError):
@@ -60,7 +71,7 @@ class ExportOptions:
     device: str = "auto"
 
 
-def _check(opts: ExportOptions) -> None:
+def _validate_options(opts: ExportOptions) -> None:
     if opts.format not in ("onnx", "trt"):
         raise ExportFailed(f"--format must be onnx or trt, got {opts.format!r}")
     if opts.gep not in GEP_FORMULATIONS:
@@ -78,11 +89,6 @@ def _samples(opts: ExportOptions) -> Optional[str]:
 
 
 def _calibration(config, folder: str, limit: int = 256):
-    import numpy as np
-
-    from ..data.image import ImageReadError, list_images, read_image
-    from ..runtime.processing import preprocess
-
     files = list_images(folder)[:limit]
     if not files:
         raise ExportFailed(f"--calib-images '{folder}' holds no images (jpg, png, bmp, webp)")
@@ -101,9 +107,7 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = print) -> dict[
     Raises :class:`ExportFailed` with a one-line message (and the exit code) on bad input
     or a failed step.
     """
-    from ..checkpoint import CheckpointError
-
-    _check(opts)
+    _validate_options(opts)
     try:
         model = load_model(opts.ckpt)
     except CheckpointError as e:
@@ -130,8 +134,6 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = print) -> dict[
     try:
         export_onnx(module, fp32_path, profile, names, opset=opts.opset, simplify=opts.simplify)
     except Exception as e:  # exporter errors are long; keep the first line
-        from .plugin import PluginUnavailable
-
         if isinstance(e, PluginUnavailable):
             raise ExportFailed(str(e)) from None
         raise ExportFailed(f"ONNX export of '{opts.ckpt}' failed: {str(e).strip().splitlines()[0][:300]}") from None
@@ -153,41 +155,25 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = print) -> dict[
     else:
         log("[2/4] precision fp32")
 
-    sidecar = {
-        "model": config.to_dict(),
-        "task": config.task,
-        "class_names": list(config.class_names),
-        "input_name": "images",
-        "output_names": names,
-        "input_size": list(imgsz),
-        "letterbox": config.letterbox,
-        "pad_value": 114,
-        "channel_order": "RGB",
-        "normalize": {"scale": 1 / 255, "mean": list(config.mean), "std": list(config.std)},
-        "profile": profile.to_dict(),
-        "dynamic": profile.dynamic,
-        "gep": opts.gep,
-        "nms": opts.nms if config.task == "detect" else None,
-        "postprocess": {"conf": opts.conf, "iou": opts.iou, "max_det": opts.max_det} if config.task == "detect" else None,
-        "precision": precision_report,
-        "opset": opts.opset,
-        "checkpoint": str(opts.ckpt),
-        "versions": versions(),
-        "options": asdict(opts),
-    }
-    write_sidecar(onnx_path, sidecar)
+    detect = config.task == "detect"
+    sidecar = Sidecar(
+        artefact=onnx_path.name, model=config, input_size=imgsz, profile=profile,
+        normalize=Normalize(config.mean, config.std), precision=precision_report, gep=opts.gep,
+        output_names=tuple(names), class_names=tuple(config.class_names), letterbox=config.letterbox,
+        nms=opts.nms if detect else None,
+        postprocess=PostprocessOptions(opts.conf, opts.iou, opts.max_det) if detect else None,
+        opset=opts.opset, checkpoint=str(opts.ckpt), versions=versions(), options=asdict(opts),
+    )
+    sidecar.write(onnx_path)
     written.append(sidecar_path(onnx_path))
 
     report = None
     if opts.validate:
-        from ..validate.check import validate_artefact
-        from ..validate.parity import summarize
-
         log(f"[3/4] parity of {onnx_path.name} against PyTorch (ONNX Runtime)")
         report = validate_artefact(model, onnx_path, sidecar, _samples(opts), opts.val_images, opts.per_module,
                                    opts.device, log)
-        sidecar["parity"] = report
-        write_sidecar(onnx_path, sidecar)
+        sidecar = sidecar.replace(parity=report)
+        sidecar.write(onnx_path)
         for line in summarize(report):
             log("      " + line)
     else:
@@ -200,9 +186,6 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = print) -> dict[
                            "rerun with --per-module to find the first diverging CAT module", code=1, written=written)
 
     if opts.format == "trt":
-        from ..runtime.runners import BackendUnavailable
-        from .tensorrt import EngineBuildError, build_engine
-
         engine_path = out_dir / f"{opts.name}.engine"
         log(f"[4/4] TensorRT engine {engine_path.name}")
         try:
@@ -212,18 +195,14 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = print) -> dict[
                                 register_plugin=opts.gep == "plugin", log=log)
         except (BackendUnavailable, EngineBuildError) as e:
             raise ExportFailed(str(e), code=3, written=written) from None
-        engine_sidecar = {**sidecar, "engine": info, "onnx": onnx_path.name, "versions": versions()}
-        engine_sidecar.pop("parity", None)
-        write_sidecar(engine_path, engine_sidecar)
+        engine_sidecar = sidecar.replace(engine=info, onnx=onnx_path.name, versions=versions(), parity=None)
+        engine_sidecar.write(engine_path)
         written += [engine_path, sidecar_path(engine_path)]
         if opts.validate:
-            from ..validate.check import validate_artefact
-            from ..validate.parity import summarize
-
             eng_report = validate_artefact(model, engine_path, engine_sidecar, _samples(opts), opts.val_images,
                                            False, opts.device, log)
-            engine_sidecar["parity"] = eng_report
-            write_sidecar(engine_path, engine_sidecar)
+            engine_sidecar = engine_sidecar.replace(parity=eng_report)
+            engine_sidecar.write(engine_path)
             for line in summarize(eng_report):
                 log("      " + line)
             if not eng_report["passed"]:
