@@ -101,7 +101,7 @@ def test_engine_compatibility():
     assert engine_compatibility(_sidecar(version_compatible=True), "10.14.1", "NVIDIA H200", "9.0")[0] == []
     assert engine_compatibility(_sidecar(hardware_compatibility="ampere+"), "10.13.2.6", "NVIDIA L4", "8.9")[0] == []
 
-    errors, warnings = engine_compatibility({"versions": {}}, "10.13.2", "NVIDIA H200", "9.0")
+    errors, warnings = engine_compatibility(_make_sidecar(), "10.13.2", "NVIDIA H200", "9.0")
     assert errors == [] and len(warnings) == 2
 
 
@@ -407,3 +407,23 @@ def test_runner_refuses_a_mismatched_engine(fake_trt):
     engine.write_bytes(b"plan")
     with pytest.raises(BackendUnavailable, match="another export"):
         TensorRTRunner(engine, sidecar=wrong).activate()
+
+
+def test_plugin_registration_failure_is_reported_not_swallowed(fake_trt, monkeypatch):
+    """A --gep plugin engine: a failed plugin registration is a warning, and part of the error if loading fails."""
+    import types
+
+    import cat_deploy.runtime.tensorrt as mod
+
+    def register_plugin():
+        raise ImportError("the FusedCatPool TensorRT plugin needs TensorRT >= 10.9 with tensorrt.plugin")
+
+    monkeypatch.setattr(mod, "cat_pool_trt", types.SimpleNamespace(register_plugin=register_plugin))
+    engine, _ = fake_trt
+    sidecar = _make_sidecar(["total"], {"compute_capability": "9.0", "gpu": "Fake GPU 9000"},
+                            {"tensorrt": "10.13.2.6"}).replace(gep="plugin")
+    with TensorRTRunner(engine, buffers=1, warmup=0, sidecar=sidecar) as r:
+        assert any("FusedCatPool plugin definitions not registered" in w for w in r.warnings)
+    engine.write_bytes(b"damaged")
+    with pytest.raises(EngineMismatch, match="FusedCatPool plugin was not registered.*tensorrt.plugin"):
+        TensorRTRunner(engine, sidecar=sidecar).activate()
