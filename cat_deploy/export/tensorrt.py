@@ -17,9 +17,9 @@ from ..core.files import atomic_write
 from ..core.optional import lazy_import
 from ..core.sidecar import ShapeProfile
 
-__all__ = ["require_tensorrt", "build_engine", "EngineBuildError", "INSTALL_HINT"]
+__all__ = ["require_tensorrt", "build_engine", "EngineBuildError"]
 
-INSTALL_HINT = ("then rerun with --format trt; the ONNX file runs as it is with ONNX Runtime "
+_INSTEAD = ("then rerun with --format trt; the ONNX file runs as it is with ONNX Runtime "
                 "(python infer.py --engine FILE.onnx)")
 
 cat_pool_trt = lazy_import("cat_deploy.plugins.cat_pool_trt", "--gep plugin engines")
@@ -31,7 +31,7 @@ class EngineBuildError(RuntimeError):
 
 def require_tensorrt():
     """The ``tensorrt`` module (>= 10.9), or :class:`~cat_deploy.core.errors.MissingDependency` saying what to do."""
-    return optional.require_tensorrt("--format trt", INSTALL_HINT)
+    return optional.require_tensorrt("--format trt", _INSTEAD)
 
 
 def trt_major() -> int:
