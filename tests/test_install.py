@@ -12,6 +12,7 @@ virtual environments (pip's cache keeps reruns cheap):
 Scripts run with ``python -I`` (isolated mode): neither ``PYTHONPATH`` nor the script's folder
 is on ``sys.path``, so ``cat_deploy`` comes from the environment under test, not the checkout.
 """
+import importlib.util
 import json
 import os
 import shutil
@@ -67,11 +68,14 @@ def wheel(tmp_path_factory):
 
 
 def _has_setuptools() -> bool:
-    try:
-        import setuptools  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether this environment can build the wheel itself (setuptools >= 70.1, or the wheel package)."""
+    for name in ("setuptools.command.bdist_wheel", "wheel.bdist_wheel"):
+        try:
+            if importlib.util.find_spec(name) is not None:
+                return True
+        except ImportError:
+            continue
+    return False
 
 
 def _venv(path: Path, see_this_environment: bool = False) -> Path:
