@@ -7,8 +7,9 @@ cleanly: ``cls_logits`` Tensor[B, N, K] and ``box_deltas`` Tensor[B, N, 4] over
 all N anchors of all levels. Anchors depend only on the input size
 (:func:`make_anchors`); decoding (:func:`decode_boxes`) and NMS
 (:func:`postprocess`) are separate functions used by training, evaluation and
-every runtime backend. torchvision supplies the FPN, matcher, focal loss, GIoU loss
-and NMS; the box coder is :func:`decode_boxes` (torchvision's is private API). The
+every runtime backend. torchvision supplies the FPN, focal loss, GIoU loss, IoU and
+NMS; the box coder (:func:`decode_boxes`) and the anchor matcher (:func:`match_anchors`)
+are local, as torchvision's are private API (the tests compare them). The
 deployment runtime has the same host half in numpy (:mod:`cat_deploy.runtime.boxes`),
 checked against these functions.
 """
@@ -20,14 +21,16 @@ from typing import Optional, Sequence
 
 import torch
 import torch.nn as nn
-from torchvision.models.detection._utils import Matcher
 from torchvision.ops import FeaturePyramidNetwork, batched_nms, box_iou, generalized_box_iou_loss, sigmoid_focal_loss
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
 from ..config import BBOX_CLIP, DetectorOptions
 from .backbones import FeatureBackbone
 
-__all__ = ["RetinaNet", "RetinaHead", "anchors_for_levels", "make_anchors", "decode_boxes", "postprocess", "detection_loss"]
+__all__ = ["RetinaNet", "RetinaHead", "anchors_for_levels", "make_anchors", "decode_boxes", "match_anchors",
+           "postprocess", "detection_loss"]
+
+BELOW_LOW_THRESHOLD, BETWEEN_THRESHOLDS = -1, -2
 
 
 
@@ -239,6 +242,25 @@ def postprocess(
     return results
 
 
+def match_anchors(iou: torch.Tensor, fg_iou: float = 0.5, bg_iou: float = 0.4) -> torch.Tensor:
+    """Assign each anchor to a ground-truth box (RetinaNet): Tensor[N] of gt indices, -1 or -2.
+
+    ``iou`` (Tensor[M, N]) is the IoU of M ground-truth boxes with N anchors. An anchor takes
+    its best box when that IoU is >= ``fg_iou``, is background (-1) below ``bg_iou`` and
+    ignored (-2) in between; each box also keeps the anchors of its highest IoU whatever
+    the threshold ("low-quality matches"). Same rule as torchvision's ``Matcher`` with
+    ``allow_low_quality_matches=True``.
+    """
+    best, matches = iou.max(dim=0)
+    all_matches = matches.clone()
+    matches[best < bg_iou] = BELOW_LOW_THRESHOLD
+    matches[(best >= bg_iou) & (best < fg_iou)] = BETWEEN_THRESHOLDS
+    best_per_gt = iou.max(dim=1).values
+    anchors_of_best = torch.where(iou == best_per_gt[:, None])[1]
+    matches[anchors_of_best] = all_matches[anchors_of_best]
+    return matches
+
+
 def detection_loss(
     cls_logits: torch.Tensor,
     box_deltas: torch.Tensor,
@@ -253,7 +275,6 @@ def detection_loss(
     ``iscrowd`` Tensor[M] (bool): anchors whose best match is a crowd/ignore box
     take no classification loss.
     """
-    matcher = Matcher(fg_iou, bg_iou, allow_low_quality_matches=True)
     cls_losses, box_losses, num_fg = [], [], 0
     for logits, deltas, tgt in zip(cls_logits, box_deltas, targets):
         gt_boxes, gt_labels = tgt["boxes"], tgt["labels"]
@@ -263,11 +284,11 @@ def detection_loss(
         if gt_boxes.numel() == 0:
             cls_losses.append(sigmoid_focal_loss(logits, cls_target, reduction="sum"))
             continue
-        matches = matcher(box_iou(gt_boxes, anchors))  # [N]: gt index, -1 background, -2 between thresholds
+        matches = match_anchors(box_iou(gt_boxes, anchors), fg_iou, bg_iou)  # [N]: gt index, -1 background, -2 ignored
         fg = matches >= 0
         crowd_hit = fg & crowd[matches.clamp(min=0)]
         fg = fg & ~crowd_hit
-        valid = (matches != Matcher.BETWEEN_THRESHOLDS) & ~crowd_hit
+        valid = (matches != BETWEEN_THRESHOLDS) & ~crowd_hit
         cls_target[fg, gt_labels[matches[fg]]] = 1.0
         cls_losses.append(sigmoid_focal_loss(logits[valid], cls_target[valid], reduction="sum"))
         if fg.any():
