@@ -159,8 +159,8 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, calibration: n
     try:
         from modelopt.onnx.quantization import quantize
     except ImportError:
-        raise RuntimeError("--precision int8 needs NVIDIA ModelOpt: pip install 'nvidia-modelopt[onnx]' "
-                           "(or export fp16)") from None
+        raise ModuleNotFoundError("--precision int8 needs NVIDIA ModelOpt: pip install 'nvidia-modelopt[onnx]' "
+                                  "(or export fp16)", name="modelopt") from None
     quantize(onnx_path=str(src), quantize_mode="int8", calibration_data={input_name: calibration},
              output_path=str(dst), calibration_method="entropy")
     return {"precision": "int8", "policy": "ModelOpt explicit Q/DQ, entropy calibration",
