@@ -47,7 +47,10 @@ def test_unexpected_errors_get_one_line_and_their_own_exit_code(command, exc, co
     load, attr, argv, prog = COMMANDS[command]
     module = load()
     monkeypatch.setattr(module, attr, _raiser(exc))
-    rc = module.main(list(argv))
+    try:
+        rc = module.main(list(argv))
+    except BaseException as e:  # noqa: B036 - a KeyboardInterrupt escaping main() must fail the test, not end the run
+        pytest.fail(f"{type(e).__name__} escaped main()")
     err = capsys.readouterr().err.strip()
     assert rc == code, err
     assert "Traceback" not in err and err.count("\n") == 0 and err.startswith(prog), err
