@@ -41,6 +41,7 @@ def _one_line(rc, err, *words):
         assert w in err, err
 
 
+@pytest.mark.slow
 def test_existing_run_is_not_replaced(tiny, tmp_path, capsys):
     """Case 4: a second run into the same --out silently replaced best.pth, last.pth and history.json."""
     out = tmp_path / "run"

@@ -45,6 +45,7 @@ def _pair(out: Path, name="cat.onnx"):
     return (out / name).read_bytes(), json.loads((out / f"{name}.json").read_text())
 
 
+@pytest.mark.slow
 def test_interrupted_reexport_keeps_the_validated_pair(small_ckpt, tmp_path, monkeypatch):
     """Case 5: interrupting a re-export during parity left an unvalidated artefact where a validated one was."""
     from cat_deploy.runtime.detect import DetectOptions, run_detection
@@ -100,6 +101,7 @@ def _one_line(rc, err, code=2, *words):
         assert w in err, err
 
 
+@pytest.mark.slow
 def test_checkpoint_is_never_an_output_and_a_suffixless_one_exports(small_ckpt, tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
@@ -167,6 +169,7 @@ def test_bad_paths_and_options_are_one_line_before_exporting(small_ckpt, tmp_pat
     assert not (out / "cat.onnx").exists(), f"{extra}: exported before refusing"
 
 
+@pytest.mark.slow
 def test_unreadable_sample_image_is_skipped_and_named(small_ckpt, tmp_path, capsys):
     """Case 7: a bad image inside --samples crashed parity with a traceback."""
     samples = tmp_path / "samples"
