@@ -24,7 +24,7 @@ PACKAGE = "cat_deploy"
 # Bottom first. A module may import its own layer and the layers below it.
 LAYERS = [
     ["cat_deploy.config"],
-    ["cat_deploy.core"],
+    ["cat_deploy.core", "cat_deploy.paths", "cat_deploy.cli"],
     ["cat_deploy.data"],
     ["cat_deploy.layers"],
     ["cat_deploy.plugins"],
@@ -37,8 +37,9 @@ LAYERS = [
 ]
 OPTIONAL = {"tensorrt", "cuda", "triton", "modelopt", "av", "cv2", "onnxruntime_extensions"}
 HEAVY = {"torch", "torchvision", "timm", "onnx", "onnxslim", "onnxscript", "triton", "tensorrt"}
-TORCH_FREE = ["cat_deploy", "cat_deploy.config", "cat_deploy.core", "cat_deploy.runtime", "cat_deploy.data.image",
-              "cat_deploy.data.transforms", "cat_deploy.data.coco_eval", "cat_deploy.data.synthetic"]
+TORCH_FREE = ["cat_deploy", "cat_deploy.config", "cat_deploy.core", "cat_deploy.paths", "cat_deploy.cli",
+              "cat_deploy.runtime", "cat_deploy.data.image", "cat_deploy.data.transforms", "cat_deploy.data.coco_eval",
+              "cat_deploy.data.coco_json", "cat_deploy.data.synthetic"]
 LAZY_CALLS = {"lazy_import", "require"}
 HELPER = "cat_deploy.core.optional"
 

@@ -36,6 +36,7 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "cuda": ("cat-deploy[trt]", "cuda-python"),
     "triton": ("cat-deploy[plugin]", "Triton"),
     "onnxruntime_extensions": ("cat-deploy[plugin]", "onnxruntime-extensions"),
+    "matplotlib": ("cat-deploy[export]", "matplotlib"),
     "modelopt": ("nvidia-modelopt[onnx]", "NVIDIA ModelOpt"),
     "av": ("cat-deploy[video]", "PyAV"),
     "cv2": ("opencv-python-headless", "OpenCV"),

@@ -54,10 +54,13 @@ class ShapeProfile:
              min_imgsz: Optional[Sequence[int]] = None, max_imgsz: Optional[Sequence[int]] = None) -> "ShapeProfile":
         h, w = int(imgsz[0]), int(imgsz[1])
         opt = (batch, 3, h, w)
-        if not dynamic:
-            return cls(opt, opt, opt)
         lo = tuple(min_imgsz) if min_imgsz else (max(32, h // 2), max(32, w // 2))
         hi = tuple(max_imgsz) if max_imgsz else (h * 2, w * 2)
+        for flag, size in (("--imgsz", (h, w)), ("--min-imgsz", lo), ("--max-imgsz", hi)):
+            if len(size) != 2 or min(size) < 1:
+                raise ValueError(f"{flag} {' '.join(map(str, size))}: give a height and a width of at least 1 pixel")
+        if not dynamic:
+            return cls(opt, opt, opt)
         if not (lo[0] <= h <= hi[0] and lo[1] <= w <= hi[1]):
             raise ValueError(f"--imgsz {h} {w} must lie between --min-imgsz {lo} and --max-imgsz {hi}")
         return cls((1, 3, *lo), opt, (batch, 3, *hi))
@@ -121,6 +124,8 @@ class Sidecar:
     parity: Optional[dict[str, Any]] = None
     engine: Optional[dict[str, Any]] = None  # TensorRT build facts (engine sidecars)
     onnx: Optional[str] = None  # the ONNX file an engine was built from
+    validated: Optional[bool] = None  # parity against PyTorch passed (False: not run, failed or interrupted)
+    artefact_bytes: Optional[int] = None  # size of the artefact it was written for (a sidecar moved elsewhere shows)
     version: int = SIDECAR_VERSION
 
     @property
@@ -151,7 +156,7 @@ class Sidecar:
             "precision": self.precision, "opset": self.opset, "checkpoint": self.checkpoint,
             "versions": self.versions, "options": self.options,
         }
-        for key in ("parity", "engine", "onnx"):
+        for key in ("parity", "engine", "onnx", "validated", "artefact_bytes"):
             if getattr(self, key) is not None:
                 d[key] = getattr(self, key)
         return d
@@ -267,6 +272,8 @@ class _Reader:
             parity=self.mapping(d, "parity", None),
             engine=self.mapping(d, "engine", None),
             onnx=self.optional_string(d, "onnx"),
+            validated=self.optional_bool(d, "validated"),
+            artefact_bytes=self.optional_int(d, "artefact_bytes"),
             version=version,
         )
         if "task" in d and d["task"] != model.task:
@@ -294,8 +301,11 @@ class _Reader:
         if not isinstance(v, dict) or set(v) != {"min", "opt", "max"}:
             self.fail(f"field 'profile' must hold min, opt and max shapes, got {v!r}")
         shapes = [self.ints(v[k], f"profile.{k}", 4, "[batch, 3, height, width]") for k in ("min", "opt", "max")]
-        if any(s[1] != 3 for s in shapes) or any(not a <= b <= c for a, b, c in zip(*shapes)):
-            self.fail(f"field 'profile' must have 3 channels and min <= opt <= max on every axis, got {v!r}")
+        if any(s[1] != 3 for s in shapes):
+            self.fail(f"field 'profile' must have 3 channels, got {v!r}")
+        for axis, (lo, opt, hi) in zip(("batch", "channels", "height", "width"), zip(*shapes)):
+            if not lo <= opt <= hi:
+                self.fail(f"field 'profile' has {axis} min {lo}, opt {opt}, max {hi}, not in order")
         return ShapeProfile(*shapes)
 
     def floats(self, v: Any, name: str, positive: bool = False) -> tuple[float, float, float]:
@@ -370,6 +380,9 @@ class _Reader:
         if v is not None and (not isinstance(v, int) or isinstance(v, bool)):
             self.fail(f"field '{name}' must be an integer, got {v!r}")
         return v
+
+    def optional_bool(self, d: dict, name: str) -> Optional[bool]:
+        return None if d.get(name) is None else self.boolean(d, name, None)
 
     def boolean(self, d: dict, name: str, default: bool) -> bool:
         v = d.get(name, default)

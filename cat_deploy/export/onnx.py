@@ -19,14 +19,21 @@ import onnx
 import onnxslim
 import torch
 import torch.nn as nn
+from torch.onnx import _constants
 
 from ..core.files import atomic_write
 from ..core.sidecar import ShapeProfile
 from ..layers import cat_module_names
 
-__all__ = ["OPSET", "ShapeProfile", "export_onnx", "cat_module_names"]
+__all__ = ["OPSET", "ShapeProfile", "export_onnx", "cat_module_names", "opset_range"]
 
 OPSET = 17
+
+
+def opset_range() -> tuple[int, int]:
+    """Opsets the TorchScript exporter writes (7..20 with torch 2.x); others are refused before exporting."""
+    return (getattr(_constants, "ONNX_MIN_OPSET", 7),
+            getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", getattr(_constants, "ONNX_MAX_OPSET", 20)))
 
 
 def export_onnx(

@@ -5,11 +5,17 @@
 exported artefacts, from ``model.config`` for checkpoints (which export the same
 raw ``cls_logits, box_deltas`` as a host-NMS ONNX file). Opening never loads the
 heavy runtime: that happens when the runner is entered. Only checkpoints need PyTorch
-(imported then, through :func:`~cat_deploy.core.optional.lazy_import`).
+(imported then, through :func:`~cat_deploy.core.optional.lazy_import`). A sidecar is
+checked before use: it must describe this artefact (its recorded size), agree with itself
+(class names and class count, detector levels and anchor sizes, input size within the
+shape profile, finite mean and positive std; :class:`~cat_deploy.core.sidecar.Sidecar`
+checks each field's kind), and, on the first batch, with the model's outputs
+(:func:`check_outputs`); each disagreement is one line naming the field.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,14 +24,15 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from ..config import PAD_VALUE, DetectorOptions, ModelConfig
-from ..core.errors import CheckpointError, MissingDependency, SidecarError
+from ..core.errors import BackendUnavailable, CheckpointError, MissingDependency, SidecarError
 from ..core.optional import is_available, lazy_import
 from ..core.sidecar import Sidecar, read_sidecar, sidecar_path
-from .processing import preprocess
+from .processing import anchors_for, preprocess
 from .runners import OnnxRuntimeRunner, Runner, TorchRunner
 from .tensorrt import TensorRTRunner, install_hint
 
-__all__ = ["ModelSpec", "ModelError", "open_model", "spec_from_sidecar", "spec_from_config", "ENGINE_SUFFIXES"]
+__all__ = ["ModelSpec", "ModelError", "open_model", "spec_from_sidecar", "spec_from_config", "check_outputs",
+           "ENGINE_SUFFIXES"]
 
 torch = lazy_import("torch", "python infer.py on a .pth checkpoint")
 checkpoint = lazy_import("cat_deploy.checkpoint", "python infer.py on a .pth checkpoint",
@@ -59,6 +66,7 @@ class ModelSpec:
     default_batch: int = 1
     baked: Optional[dict[str, Any]] = None  # conf/iou/max_det fixed at export (nms="graph")
     plugin: bool = False  # the graph holds the fused CAT pooling node (gep="plugin")
+    validated: Optional[bool] = None  # the sidecar records passed parity (None: a checkpoint, nothing to check)
 
     @property
     def static_batch(self) -> bool:
@@ -77,14 +85,14 @@ def _check_task(path, task: str) -> None:
 
 
 def spec_from_sidecar(path: str | os.PathLike, sidecar: Sidecar, backend: str) -> ModelSpec:
-    """:class:`ModelSpec` of an exported artefact from its (already checked) :class:`Sidecar`."""
+    """:class:`ModelSpec` of an exported artefact from its (field-checked) :class:`Sidecar`."""
     config = sidecar.model
     _check_task(path, config.task)
     if abs(sidecar.normalize.scale * 255 - 1) > 1e-6:
         raise ModelError(f"sidecar of '{path}' asks for input scale {sidecar.normalize.scale}; this runner feeds "
                          "(x/255 - mean)/std: re-export with export.py")
     profile = sidecar.profile
-    return ModelSpec(
+    spec = ModelSpec(
         backend=backend,
         input_name=sidecar.input_name,
         output_names=sidecar.output_names,
@@ -101,7 +109,60 @@ def spec_from_sidecar(path: str | os.PathLike, sidecar: Sidecar, backend: str) -
         default_batch=profile.opt[0],
         baked=dataclasses.asdict(sidecar.postprocess) if sidecar.nms == "graph" and sidecar.postprocess else None,
         plugin=sidecar.gep == "plugin",
+        validated=sidecar.validated if sidecar.validated is not None else bool((sidecar.parity or {}).get("passed")),
     )
+    _check_spec(path, spec, config, profile.to_dict())
+    return spec
+
+
+def _finite(values) -> bool:
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+
+
+def _check_spec(path, spec: ModelSpec, config: ModelConfig, profile: dict[str, Any]) -> None:
+    """The sidecar agrees with itself; else one line naming the field (edited, or from another export)."""
+    def fail(what: str):
+        raise ModelError(f"sidecar of '{path}': {what}; re-export with export.py (or restore the sidecar it wrote)")
+
+    if len(spec.class_names) != config.num_classes:
+        fail(f"{len(spec.class_names)} class names for a model with {config.num_classes} classes")
+    for name, v in (("mean", spec.mean), ("std", spec.std)):
+        if len(v) != 3 or not _finite(v):
+            fail(f"normalize {name} {list(v)} is not three finite numbers")
+    if min(spec.std) <= 0:
+        fail(f"normalize std {list(spec.std)} has a value <= 0 (the input is divided by it)")
+    det = spec.detector
+    if len(det.levels) != len(det.anchor_sizes) or not det.levels:
+        fail(f"detector levels {list(det.levels)} and anchor sizes {list(det.anchor_sizes)} differ in number")
+    shapes = [profile.get(k) for k in ("min", "opt", "max")]
+    if not all(isinstance(x, list) and len(x) == 4 and _finite(x) and min(x) >= 1 for x in shapes):
+        fail(f"profile {profile} is not three shapes [batch, 3, height, width]")
+    lo, opt, hi = shapes
+    if not lo[0] <= opt[0] <= hi[0]:
+        fail(f"profile batch min {lo[0]}, opt {opt[0]}, max {hi[0]} are not in order")
+    h, w = spec.input_hw
+    if not (lo[2] <= h <= hi[2] and lo[3] <= w <= hi[3]):
+        fail(f"input size {h}x{w} lies outside the shape profile {lo[2]}x{lo[3]}..{hi[2]}x{hi[3]}")
+
+
+def check_outputs(spec: ModelSpec, outputs: dict[str, np.ndarray], batch: int) -> None:
+    """Raise :class:`ModelError` when a model's outputs for a batch of ``batch`` do not fit ``spec``:
+    missing outputs, another class count, or another anchor count than its levels give at its input size."""
+    names = ("num_dets", "boxes", "scores", "classes") if spec.nms == "graph" else ("cls_logits", "box_deltas")
+    missing = [n for n in names if n not in outputs]
+    fix = "the sidecar was edited or belongs to another export; re-export with export.py"
+    if missing:
+        raise ModelError(f"the model has no output '{missing[0]}' (it returns {sorted(outputs)}; nms={spec.nms}): {fix}")
+    if spec.nms == "graph":
+        return
+    cls, box = np.shape(outputs["cls_logits"]), np.shape(outputs["box_deltas"])
+    if len(cls) != 3 or cls[0] != batch or cls[2] != len(spec.class_names):
+        raise ModelError(f"the model scores {cls[-1] if cls else '?'} classes (cls_logits {list(cls)}), its sidecar "
+                         f"names {len(spec.class_names)}: {fix}")
+    n = int(anchors_for(tuple(spec.input_hw), spec.detector).shape[0])
+    if cls[1] != n or len(box) != 3 or box[1] != n:
+        raise ModelError(f"the model returns {cls[1]} anchors at {spec.input_hw[0]}x{spec.input_hw[1]}; the "
+                         f"sidecar's detector levels {list(spec.detector.levels)} give {n}: {fix}")
 
 
 def spec_from_config(config: ModelConfig) -> ModelSpec:
@@ -126,9 +187,14 @@ def _sidecar_or_fail(path: Path, engine: bool) -> Sidecar:
                          f"re-export with python export.py --ckpt MODEL.pth{flags} and keep the .json beside it, "
                          "or run the checkpoint itself: python infer.py --engine MODEL.pth")
     try:
-        return read_sidecar(path)
+        sidecar = read_sidecar(path)
     except SidecarError as e:
         raise ModelError(str(e)) from None
+    recorded, size = sidecar.artefact_bytes, path.stat().st_size
+    if recorded is not None and recorded != size:
+        raise ModelError(f"sidecar '{sidecar_path(path).name}' describes a {recorded}-byte artefact but '{path}' has "
+                         f"{size} bytes: they come from different exports; re-export with export.py")
+    return sidecar
 
 
 def open_model(path: str | os.PathLike, device: str = "auto") -> tuple[Runner, ModelSpec]:
@@ -177,11 +243,10 @@ def open_model(path: str | os.PathLike, device: str = "auto") -> tuple[Runner, M
     if device == "cpu":
         raise ModelError(f"'{p}' is a TensorRT engine, which runs on the GPU only; for --device cpu pass the "
                          f"ONNX file: python infer.py --engine {p.with_suffix('.onnx')} --device cpu")
+    if not is_available("tensorrt"):  # without it nothing else matters: say so first
+        raise BackendUnavailable(install_hint(p))
     sidecar = _sidecar_or_fail(p, engine=True)
     spec = spec_from_sidecar(p, sidecar, "tensorrt")
-    if not is_available("tensorrt"):  # say so before listing thousands of images
-        raise ModelError(install_hint(p))
-
     return TensorRTRunner(p, sidecar=sidecar), spec
 
 

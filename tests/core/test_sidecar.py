@@ -64,7 +64,7 @@ def _edited(tmp_path, edit) -> str:
     (lambda d: d.update(input_size=[192]), ["input_size"]),
     (lambda d: d["normalize"].update(std=[0.2, 0, 0.2]), ["normalize.std", "positive"]),
     (lambda d: d["normalize"].update(mean="imagenet"), ["normalize.mean"]),
-    (lambda d: d["profile"].update(min=[4, 3, 192, 640]), ["profile", "min <= opt <= max"]),
+    (lambda d: d["profile"].update(min=[4, 3, 192, 640]), ["profile", "batch min 4, opt 2", "not in order"]),
     (lambda d: d.update(precision={"precision": "fp8"}), ["precision"]),
     (lambda d: d.update(channel_order="RGBA"), ["channel_order"]),
     (lambda d: d.update(nms="sometimes"), ["nms"]),
