@@ -7,15 +7,18 @@
     python export.py --ckpt model.pth --format onnx --per-module      # localise a mismatch
 
 Writes into --out (default: a folder named after the checkpoint) NAME.onnx (and NAME.engine),
-each with a sidecar NAME.<ext>.json. Exit status: 0 ok, 1 parity failed (files kept),
-2 bad input, 3 TensorRT missing or failed (ONNX kept).
+each with a sidecar NAME.<ext>.json. With parity on, a new artefact is written beside the
+old one as NAME.unvalidated.onnx and replaces NAME.onnx only once parity passes; a failed or
+interrupted re-export leaves the validated pair as it was.
+Exit status: 0 ok, 1 parity failed (files kept), 2 bad input, 3 missing dependency
+(TensorRT, ModelOpt, plugin runtime; the ONNX is kept), 4 internal error, 130 interrupted.
 """
 import argparse
 import sys
 from pathlib import Path
 
-from cat_deploy.cliargs import add_imgsz_argument
-from cat_deploy.export.pipeline import ExportFailed, ExportOptions, run_export
+from cat_deploy import cli
+from cat_deploy.exporter import ExportFailed, ExportOptions, run_export
 
 
 def parse_args(argv=None) -> ExportOptions:
@@ -30,11 +33,11 @@ def parse_args(argv=None) -> ExportOptions:
                         "plugin (fused pooling operator)")
     p.add_argument("--precision", default=d.precision, choices=["fp32", "fp16", "int8"])
     p.add_argument("--calib-images", help="folder of calibration images for --precision int8")
-    add_imgsz_argument(p, "--imgsz", "input size (default: the model's)")
+    cli.add_imgsz_argument(p, "--imgsz", "input size (default: the model's)")
     p.add_argument("--batch", type=int, default=d.batch, help="batch (max batch with --dynamic)")
     p.add_argument("--dynamic", action="store_true", help="dynamic batch, height and width")
-    add_imgsz_argument(p, "--min-imgsz", "smallest input with --dynamic (default imgsz/2)")
-    add_imgsz_argument(p, "--max-imgsz", "largest input with --dynamic (default imgsz*2)")
+    cli.add_imgsz_argument(p, "--min-imgsz", "smallest input with --dynamic (default imgsz/2)")
+    cli.add_imgsz_argument(p, "--max-imgsz", "largest input with --dynamic (default imgsz*2)")
     p.add_argument("--nms", default=d.nms, choices=["host", "graph"],
                    help="detectors: host = raw outputs, decode+NMS after the engine (default); "
                         "graph = fixed-size num_dets/boxes/scores/classes from the graph")
@@ -51,6 +54,7 @@ def parse_args(argv=None) -> ExportOptions:
     p.add_argument("--workspace", type=float, default=d.workspace_gib, help="TensorRT workspace, GiB")
     p.add_argument("--timing-cache", help="TensorRT timing cache file (default: OUT/timing.cache)")
     p.add_argument("--device", default=d.device, choices=["auto", "cpu", "cuda"], help="ONNX Runtime device for parity")
+    cli.add_debug_flag(p)
     a = p.parse_args(argv)
     return ExportOptions(
         ckpt=a.ckpt, format=a.format, out=a.out, name=a.name, gep=a.gep, precision=a.precision,
@@ -76,6 +80,10 @@ def summary(written, result=None) -> str:
 
 
 def main(argv=None) -> int:
+    return cli.run("export.py", _main, argv)
+
+
+def _main(argv) -> int:
     opts = parse_args(argv)
     try:
         result = run_export(opts)

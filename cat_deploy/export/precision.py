@@ -24,10 +24,17 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import onnx
+from onnxruntime.transformers.float16 import convert_float_to_float16
+from onnxruntime.transformers.onnx_model import OnnxModel
+
+from ..core.files import atomic_write
+from ..core.optional import lazy_import
+from ..core.sidecar import PRECISIONS
 
 __all__ = ["PRECISIONS", "fp32_keep_list", "convert_fp16", "quantize_int8", "scope_module", "node_module_map"]
 
-PRECISIONS = ("fp32", "fp16", "int8")
+modelopt_quantization = lazy_import("modelopt.onnx.quantization", "--precision int8", "or export fp16")
 ALWAYS_FP32_OPS = ("Softmax", "Sigmoid", "NonMaxSuppression")
 POSTPROCESS_SCOPE = "postprocess"
 
@@ -126,17 +133,10 @@ def _dedupe_casts(model) -> None:
 
 def convert_fp16(src: str | os.PathLike, dst: str | os.PathLike, cat_modules: Sequence[str]) -> dict:
     """Write the mixed-precision version of ``src`` to ``dst``; return the precision report for the sidecar."""
-    import onnx
-    from onnxruntime.transformers.float16 import convert_float_to_float16
-
-    from ..checkpoint import atomic_write
-
     model = onnx.load(str(src))
     keep = fp32_keep_list(model, cat_modules)
     half = convert_float_to_float16(model, keep_io_types=True, node_block_list=keep, disable_shape_infer=False)
     _dedupe_casts(half)
-    from onnxruntime.transformers.onnx_model import OnnxModel
-
     OnnxModel(half).topological_sort()  # the converter appends its Cast nodes at the end
     onnx.checker.check_model(half)
     atomic_write(dst, lambda tmp: onnx.save(half, tmp))
@@ -156,12 +156,7 @@ def convert_fp16(src: str | os.PathLike, dst: str | os.PathLike, cat_modules: Se
 def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, calibration: np.ndarray,
                   input_name: str = "images") -> dict:
     """Explicit-quantisation INT8 ONNX (Q/DQ nodes) with NVIDIA ModelOpt, calibrated on ``calibration`` [N, 3, H, W]."""
-    try:
-        from modelopt.onnx.quantization import quantize
-    except ImportError:
-        raise RuntimeError("--precision int8 needs NVIDIA ModelOpt: pip install 'nvidia-modelopt[onnx]' "
-                           "(or export fp16)") from None
-    quantize(onnx_path=str(src), quantize_mode="int8", calibration_data={input_name: calibration},
+    modelopt_quantization.quantize(onnx_path=str(src), quantize_mode="int8", calibration_data={input_name: calibration},
              output_path=str(dst), calibration_method="entropy")
     return {"precision": "int8", "policy": "ModelOpt explicit Q/DQ, entropy calibration",
             "calibration_images": int(calibration.shape[0]), "output": str(Path(dst).name)}

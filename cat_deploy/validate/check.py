@@ -22,19 +22,25 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..config import ModelConfig
-from ..data.image import list_images, read_image
+from ..config import PAD_VALUE, ModelConfig
+from ..core.sidecar import PostprocessOptions, ShapeProfile, Sidecar
+from ..data.coco import CocoDetection
+from ..data.image import ImageReadError, list_images, read_image
+from ..data.synthetic import generate_dataset
 from ..export.deploy import deploy_module, output_names
-from ..export.onnx import ShapeProfile, cat_module_names
-from ..layers import set_gep
+from ..layers import cat_module_names, set_gep
 from ..runtime.processing import detections_from_outputs, preprocess
 from ..runtime.runners import OnnxRuntimeRunner, Runner, TorchRunner
+from ..runtime.tensorrt import TensorRTRunner
+from .coco_eval import evaluate_detector
+from .localize import localize
 from .parity import TOLERANCES, compare_outputs, detection_verdict, match_detections, module_tolerances
 
-__all__ = ["validate_artefact", "open_runner", "sample_batch", "run_batched", "sidecar_mismatches", "VAL_SEED"]
+__all__ = ["validate_artefact", "open_runner", "sample_batch", "run_batched", "sidecar_mismatches", "VAL_SEED",
+           "DEFAULT_SAMPLES"]
 
 VAL_SEED = 20261128  # synthetic validation scenes for export parity: not the training or training-val seeds
-PAD_VALUE = 114  # letterbox gray: what export.py writes into sidecars and what the PyTorch side is fed with
+DEFAULT_SAMPLES = Path(__file__).resolve().parents[2] / "assets" / "samples"  # parity images of a source checkout
 
 
 def open_runner(path: str | Path, device: str = "auto") -> Runner:
@@ -43,20 +49,26 @@ def open_runner(path: str | Path, device: str = "auto") -> Runner:
     if suffix == ".onnx":
         return OnnxRuntimeRunner(path, device=device)
     if suffix in (".engine", ".plan"):
-        from ..runtime.tensorrt import TensorRTRunner
-
         return TensorRTRunner(path)
     raise ValueError(f"'{path}': unknown artefact type {suffix!r}; expected .onnx, .engine or .plan")
 
 
-def sample_batch(config: ModelConfig, shape: Sequence[int], samples: Optional[str | Path]) -> Optional[np.ndarray]:
-    """Sample images pre-processed to ``shape`` (B, 3, H, W), cycling files to fill the batch; None if none."""
+def sample_batch(config: ModelConfig, shape: Sequence[int], samples: Optional[str | Path],
+                 log: Callable[[str], None] = print) -> Optional[np.ndarray]:
+    """Sample images pre-processed to ``shape`` (B, 3, H, W), cycling files to fill the batch; None if none.
+
+    Images that cannot be read are skipped and named through ``log``."""
     if not samples or not Path(samples).is_dir():
         return None
-    files = list_images(samples)
-    if not files:
+    imgs = []
+    for f in list_images(samples):
+        try:
+            imgs.append(preprocess(read_image(f), shape[2:], config.mean, config.std, config.letterbox)[0])
+        except ImageReadError as e:
+            log(f"  samples: skipped {f.name}: {e.reason}")
+    if not imgs:
+        log(f"  samples: no readable image in '{samples}': parity on random inputs only")
         return None
-    imgs = [preprocess(read_image(f), shape[2:], config.mean, config.std, config.letterbox, PAD_VALUE)[0] for f in files]
     return np.stack([imgs[i % len(imgs)] for i in range(max(shape[0], len(imgs)))]).astype(np.float32)
 
 
@@ -85,9 +97,6 @@ def reference_module(model: nn.Module, gep: str, nms: str, conf: float, iou: flo
 
 
 def _synthetic_scenes(config: ModelConfig, count: int, workdir: Path, hw: Sequence[int]):
-    from ..data.coco import CocoDetection
-    from ..data.synthetic import generate_dataset
-
     h, w = hw
     ann = generate_dataset(workdir / "val", count, size=(w, h), seed=VAL_SEED)
     return CocoDetection(workdir / "val" / "images", ann, (h, w), train=False, mean=config.mean, std=config.std)
@@ -112,7 +121,7 @@ def _differing_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
     return keys
 
 
-def sidecar_mismatches(config: ModelConfig, sidecar: dict[str, Any], names: Sequence[str],
+def sidecar_mismatches(config: ModelConfig, sidecar: Sidecar | dict[str, Any], names: Sequence[str],
                        profile: ShapeProfile) -> list[str]:
     """Sidecar fields that contradict the checkpoint, one line each (empty when consistent).
 
@@ -121,6 +130,7 @@ def sidecar_mismatches(config: ModelConfig, sidecar: dict[str, Any], names: Sequ
     PyTorch from the checkpoint: a sidecar field that disagrees makes every deployment differ from
     what parity compared, so it is a parity failure.
     """
+    sidecar = json.loads(sidecar.to_json()) if isinstance(sidecar, Sidecar) else sidecar  # as written to disk
     norm = sidecar.get("normalize") or {}
     want = {"task": config.task, "normalize.mean": list(config.mean), "normalize.std": list(config.std),
             "normalize.scale": 1 / 255, "letterbox": config.letterbox, "pad_value": PAD_VALUE,
@@ -173,8 +183,6 @@ def _detections(torch_runner, runner, config, profile, sample, val_images, tol, 
 
 
 def _per_module(artefact, ref_module, model, x, precision, providers, device) -> dict[str, Any]:
-    from .localize import localize
-
     modules = cat_module_names(model)
     stats_tol, out_tol = module_tolerances(precision, providers)
     loc = {**localize(artefact, ref_module, x, out_tol, modules, device, stats_tol),
@@ -202,7 +210,7 @@ def _verdict(report: dict[str, Any]) -> bool:
 def validate_artefact(
     model: nn.Module,
     artefact: str | Path,
-    sidecar: dict[str, Any],
+    sidecar: Sidecar,
     samples: Optional[str | Path] = None,
     val_images: int = 50,
     per_module: bool = False,
@@ -216,13 +224,13 @@ def validate_artefact(
     pre-processing fields against the checkpoint and, with ``per_module``, every CAT module.
     """
     config: ModelConfig = model.config
-    precision = sidecar["precision"]["precision"]
+    precision = sidecar.precision_mode
     tol = TOLERANCES[precision]
-    profile = ShapeProfile(*(tuple(sidecar["profile"][k]) for k in ("min", "opt", "max")))
-    nms = sidecar.get("nms") or "host"  # classifiers: None
-    post = sidecar.get("postprocess") or {}  # classifiers: None
-    conf, iou, max_det = post.get("conf", 0.25), post.get("iou", 0.5), post.get("max_det", 100)
-    ref_module = reference_module(model, sidecar["gep"], nms, conf, iou, max_det)
+    profile = sidecar.profile
+    nms = sidecar.nms or "host"  # classifiers: None
+    post = sidecar.postprocess or PostprocessOptions()  # classifiers: None
+    conf, iou, max_det = post.conf, post.iou, post.max_det
+    ref_module = reference_module(model, sidecar.gep, nms, conf, iou, max_det)
     names = output_names(model, nms)
     torch_runner = TorchRunner(ref_module, names)
     elementwise = names if nms == "host" or config.task == "classify" else []
@@ -234,7 +242,7 @@ def validate_artefact(
     rng = np.random.default_rng(0)
     with open_runner(artefact, device) as runner:
         report["backend"] = getattr(runner, "providers", [runner.name])
-        sample = sample_batch(config, profile.opt, samples)
+        sample = sample_batch(config, profile.opt, samples, log)
         for name, x in _cases(profile, sample, rng):
             ref = torch_runner.infer({"images": x})
             out = runner.infer({runner.input_names[0]: x})
@@ -257,8 +265,6 @@ def validate_artefact(
 
 def _map_parity(ref_outputs, art_outputs, dataset, config, hw, tol) -> dict[str, Any]:
     """mAP@0.5 of PyTorch and of the artefact on ``dataset``, from their raw outputs on it (in dataset order)."""
-    from .coco_eval import evaluate_detector
-
     def predictor(outputs: dict[str, np.ndarray]):
         seen = 0
 

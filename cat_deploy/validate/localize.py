@@ -17,6 +17,7 @@ import os
 from typing import Any, Optional, Sequence
 
 import numpy as np
+import onnx
 import torch
 import torch.nn as nn
 
@@ -114,8 +115,6 @@ def localize(onnx_path: str | os.PathLike, module: nn.Module, images: np.ndarray
     ``{"modules": [{"module", "tensor", max_abs, cosine, passed, "statistics": {name: stats}}, ...],
     "first_divergent": name or None, "not_found": [...]}`` in ``module_names`` order.
     """
-    import onnx
-
     model = onnx.load(str(onnx_path))
     tensors = module_tensors(model.graph, module_names)
     wanted = list(dict.fromkeys(t for e in tensors.values() for t in (e["output"], *e["inputs"], *e["statistics"])))

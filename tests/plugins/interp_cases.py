@@ -22,8 +22,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from cat_deploy.layers.pooling import gaussian_kernel1d  # noqa: E402
+from cat_deploy.plugins.cat_pool_triton import PluginConfig, TileConfig, cat_pool_fused, cat_pool_single  # noqa: E402
 from cat_reference import cat_pool_ref  # noqa: E402
-from plugins.cat_pool_triton import PluginConfig, TileConfig, cat_pool_fused, cat_pool_single  # noqa: E402
 from plugin_cases import CASES, error_ratios, max_rel_errors  # noqa: E402
 
 np.seterr(all="ignore")

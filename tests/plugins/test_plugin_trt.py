@@ -20,7 +20,7 @@ PTR, I32 = ".u64 .ptr .global .align 1", ".u32"
                                            (89, "float32", "paper"), (90, "float32", "paper"),
                                            (90, "float16", "2d")])
 def test_ptx_entry_and_parameter_order(cc, dtype, filt):
-    from plugins.cat_pool_trt import compile_for
+    from cat_deploy.plugins.cat_pool_trt import compile_for
 
     kernel = compile_for(cc, dtype, filt, 5)
     ptx = kernel.ptx
@@ -39,7 +39,7 @@ def test_ptx_entry_and_parameter_order(cc, dtype, filt):
 
 
 def test_module_imports_without_tensorrt():
-    code = ("import sys, importlib.util; import plugins.cat_pool_trt as m; "
+    code = ("import sys, importlib.util; import cat_deploy.plugins.cat_pool_trt as m; "
             "assert ('tensorrt' in sys.modules) == (importlib.util.find_spec('tensorrt') is not None); "
             "print(m.PLUGIN_ID)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -49,15 +49,15 @@ def test_module_imports_without_tensorrt():
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed")
 def test_register_without_tensorrt_says_how_to_install():
-    from plugins.cat_pool_trt import register_plugin
+    from cat_deploy.plugins.cat_pool_trt import register_plugin
 
     with pytest.raises(ImportError, match="pip install"):
         register_plugin()
 
 
 def test_ids_match_the_onnx_node():
-    from cat_deploy.export.plugin import OP_TYPE, PLUGIN_NAMESPACE
-    from plugins.cat_pool_trt import PLUGIN_ID
+    from cat_deploy.core.plugin_ids import OP_TYPE, PLUGIN_NAMESPACE
+    from cat_deploy.plugins.cat_pool_trt import PLUGIN_ID
 
     assert PLUGIN_ID == f"{PLUGIN_NAMESPACE}::{OP_TYPE}"
 
@@ -118,8 +118,8 @@ def _fake_tensorrt():
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="real TensorRT installed")
 def test_registration_against_a_stand_in_api(monkeypatch):
     """register/autotune/aot_impl bodies run: shapes, formats, launch grid and scalars are consistent."""
-    import plugins.cat_pool_trt as mod
-    from plugins.cat_pool_triton import PluginConfig
+    import cat_deploy.plugins.cat_pool_trt as mod
+    from cat_deploy.plugins.cat_pool_triton import PluginConfig
 
     trt, trtp = _fake_tensorrt()
     monkeypatch.setitem(sys.modules, "tensorrt", trt)

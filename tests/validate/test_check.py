@@ -6,8 +6,8 @@ import torch
 from cat_weights import assert_cat_reaches_output
 
 from cat_deploy import save_checkpoint
-from cat_deploy.export.onnx import ShapeProfile
-from cat_deploy.export.pipeline import ExportOptions, run_export
+from cat_deploy.export import ShapeProfile
+from cat_deploy.exporter import ExportOptions, run_export
 from cat_deploy.models import create_model, exercise_cat
 from cat_deploy.validate.__main__ import main as validate_main
 from cat_deploy.validate.check import sidecar_mismatches

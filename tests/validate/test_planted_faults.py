@@ -22,8 +22,8 @@ from cat_weights import assert_cat_reaches_output
 from onnx import TensorProto, helper, numpy_helper
 
 from cat_deploy import load_model, save_checkpoint
-from cat_deploy.export.onnx import cat_module_names
-from cat_deploy.export.pipeline import ExportOptions, run_export
+from cat_deploy.layers import cat_module_names
+from cat_deploy.exporter import ExportOptions, run_export
 from cat_deploy.export.precision import node_module_map
 from cat_deploy.models import exercise_cat
 from cat_deploy.validate.__main__ import main as validate_main
