@@ -7,8 +7,14 @@ install command. Written against the documented ``tensorrt.plugin`` API of Tenso
 (``/work/shared/TENSORRT_NOTES.md``); NOT YET RUN ON TensorRT.
 
 The ONNX node ``FusedCatPool`` (``cat_deploy.export.plugin``) maps onto it: inputs ``x``
-``[B, C, H, W]`` and ``taps`` ``[C, k]`` (a constant), string attribute ``gmp_filter``;
-outputs channel ``[B, 3, C]`` and spatial ``[B, 3, H, W]`` in ``x``'s dtype (FP32 or FP16).
+``[B, C, H, W]`` and ``taps`` ``[C, k]`` (a constant), INT attribute ``gmp_filter`` (codes of
+:data:`plugins.cat_pool_triton.FILTERS`: 0 none, 1 paper, 2 2d); outputs channel ``[B, 3, C]``
+and spatial ``[B, 3, H, W]`` in ``x``'s dtype (FP32 or FP16). TensorRT's ONNX parser hands the
+plugin only the attributes it declares (``gmp_filter``), an INT as one int32 in a 1-element
+array; ``plugin_namespace`` and ``aot`` are read by the parser itself. The plugin declares
+``gmp_filter`` as ``numpy.typing.NDArray[np.int32]``, not ``int``: TensorRT 10.x's front end
+converts a declared ``int`` with ``int(array)``, which NumPy >= 2.4 refuses for a 1-element
+array (11.x takes ``array[0]``); an int32 array decodes the same way on every version.
 
 Ahead of time: at engine build, :func:`plugins.cat_pool_triton.plugin_ptx` compiles the
 single-launch Triton kernel to PTX for the GPU at hand, and the engine embeds it; the engine
@@ -26,7 +32,10 @@ import importlib.util
 import os
 from typing import Optional
 
-__all__ = ["PLUGIN_ID", "register_plugin", "device_cc", "compile_for", "INSTALL_HINT"]
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["PLUGIN_ID", "register_plugin", "device_cc", "compile_for", "filter_name", "INSTALL_HINT"]
 
 PLUGIN_NAME = "FusedCatPool"
 PLUGIN_NAMESPACE = "cat_deploy"
@@ -67,6 +76,32 @@ def _ptx_version(cc: int) -> Optional[int]:
     return 80 if cc <= 90 else None
 
 
+def filter_name(value) -> str:
+    """The GMP pre-filter name for a ``gmp_filter`` attribute as TensorRT delivers it.
+
+    Accepts the int32 array of an INT attribute (``[1]`` -> ``"paper"``), an int, or a string
+    (trailing NULs stripped: the ONNX parser counts a C string's terminator in its length).
+    Raises ``ValueError`` with one line naming the valid codes otherwise (e.g. for an ONNX file
+    exported before ``gmp_filter`` became an INT attribute).
+    """
+    from .cat_pool_triton import FILTERS
+
+    names = {code: name for name, code in FILTERS.items()}
+    if isinstance(value, (bytes, str)):
+        text = value.decode(errors="replace") if isinstance(value, bytes) else value
+        value = text.rstrip("\x00")
+        if value in FILTERS:
+            return value
+    else:
+        codes = np.asarray(value).reshape(-1)
+        if codes.size == 1 and int(codes[0]) in names:
+            return names[int(codes[0])]
+        value = codes.tolist()
+    raise ValueError(f"FusedCatPool: gmp_filter must be an INT attribute with one of "
+                     f"{', '.join(f'{c} ({n})' for c, n in names.items())}, got {value!r}; "
+                     "re-export the ONNX file with this version of cat-deploy")
+
+
 def compile_for(cc: int, dtype: str, gmp_filter: str, k: int):
     """The plugin kernel for one configuration (:class:`plugins.cat_pool_triton.PluginKernel`)."""
     from .cat_pool_triton import plugin_ptx
@@ -84,36 +119,37 @@ def register_plugin() -> None:
         import tensorrt.plugin as trtp
     except ImportError:
         raise ImportError(INSTALL_HINT) from None
-    from typing import Tuple, Union
+    from typing import List, Tuple, Union
 
-    from .cat_pool_triton import FILTERS, PluginConfig
+    from .cat_pool_triton import PluginConfig
 
     @trtp.register(PLUGIN_ID)
     def _describe(x: trtp.TensorDesc, taps: trtp.TensorDesc,
-                  gmp_filter: str) -> Tuple[trtp.TensorDesc, trtp.TensorDesc]:
+                  gmp_filter: npt.NDArray[np.int32]) -> Tuple[trtp.TensorDesc, trtp.TensorDesc]:
         b, c, h, w = x.shape_expr
         return (trtp.from_shape_expr((b, 3, c), dtype=x.dtype),
                 trtp.from_shape_expr((b, 3, h, w), dtype=x.dtype))
 
     @trtp.autotune(PLUGIN_ID)
-    def _formats(x: trtp.TensorDesc, taps: trtp.TensorDesc, outputs: Tuple[trtp.TensorDesc]):
+    def _formats(x: trtp.TensorDesc, taps: trtp.TensorDesc,
+                 outputs: Tuple[trtp.TensorDesc, trtp.TensorDesc]) -> List[trtp.AutoTuneCombination]:
         # Position-wise: (x, taps, channel, spatial) all FP32 or all FP16, linear (NCHW) layout.
         return [trtp.AutoTuneCombination("FP32|FP16, FP32|FP16, FP32|FP16, FP32|FP16", "LINEAR")]
 
     @trtp.aot_impl(PLUGIN_ID)
-    def _aot(x: trtp.TensorDesc, taps: trtp.TensorDesc, gmp_filter: str, outputs: Tuple[trtp.TensorDesc],
-             tactic: int) -> Tuple[Union[str, bytes], Union[str, bytes], trtp.KernelLaunchParams, trtp.SymExprs]:
-        if gmp_filter not in FILTERS:
-            raise ValueError(f"FusedCatPool: gmp_filter must be one of {tuple(FILTERS)}, got {gmp_filter!r}")
+    def _aot(x: trtp.TensorDesc, taps: trtp.TensorDesc, gmp_filter: npt.NDArray[np.int32],
+             outputs: Tuple[trtp.TensorDesc, trtp.TensorDesc], tactic: int,
+             ) -> Tuple[Union[str, bytes], Union[str, bytes], trtp.KernelLaunchParams, trtp.SymIntExprs]:
+        filt = filter_name(gmp_filter)
         k = 1
-        if gmp_filter != "none":
+        if filt != "none":
             kdim = taps.shape_expr[1]
             if not kdim.is_constant:
                 raise ValueError("FusedCatPool: the taps input must have a build-time constant shape [C, k]")
             k = int(kdim.constant_value())
         dtype = "float16" if x.dtype == trt.float16 else "float32"
         cfg = PluginConfig()
-        kernel = compile_for(device_cc(), dtype, gmp_filter, k)
+        kernel = compile_for(device_cc(), dtype, filt, k)
         b, c, h, w = x.shape_expr
         r = k // 2
         launch = trtp.KernelLaunchParams()

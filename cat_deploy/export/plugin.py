@@ -8,13 +8,15 @@ node instead of 33 standard ones (blurs, reductions, exponentials, logs):
     taps     (Tensor[C, k])         Gaussian taps of the GMP pre-filter (row c filters channel c)
     channel  (Tensor[B, 3, C])      GAP, GMP, GEP over H*W      } exactly cat_pool(x, taps, gmp_filter),
     spatial  (Tensor[B, 3, H, W])   GAP, GMP, GEP over C        } before min-max normalisation
-    attributes: gmp_filter (string), plugin_namespace="cat_deploy" (string), aot=1 (int)
+    attributes: gmp_filter (int: 0 none, 1 paper, 2 2d), plugin_namespace="cat_deploy" (string), aot=1 (int)
 
 One node serves both backends (``docs/plugin.md``):
 
 * TensorRT's ONNX parser maps it to the plugin ``cat_deploy::FusedCatPool`` (``op_type`` is
   the plugin name, ``plugin_namespace`` its namespace, ``aot=1`` selects the ahead-of-time
-  implementation, other attributes become plugin attributes): ``plugins/cat_pool_trt.py``.
+  implementation; the parser passes the plugin only the attributes it declares, here
+  ``gmp_filter``): ``plugins/cat_pool_trt.py``. ``gmp_filter`` is an INT because the parser
+  hands a STRING attribute over with its C terminator counted (``"paper\\0"``).
 * ONNX Runtime runs it through an onnxruntime-extensions Python operator (PyOps live in
   domain ``ai.onnx.contrib``) that computes the reference :func:`cat_pool`: the CPU twin
   that lets ``export.py --gep plugin --validate`` check the graph surgery without a GPU.
@@ -42,12 +44,15 @@ __all__ = [
     "OP_TYPE",
     "DOMAIN",
     "PLUGIN_NAMESPACE",
+    "GMP_FILTER_CODES",
+    "gmp_filter_name",
     "graph_has_plugin",
     "register_ort_twin",
     "ort_session_options",
 ]
 
 OP_TYPE = "FusedCatPool"
+GMP_FILTER_CODES = {"none": 0, "paper": 1, "2d": 2}  # the INT attribute; same codes as plugins/cat_pool_triton.FILTERS
 DOMAIN = "ai.onnx.contrib"  # onnxruntime-extensions' PyOp domain
 PLUGIN_NAMESPACE = "cat_deploy"  # TensorRT plugin id: cat_deploy::FusedCatPool
 
@@ -70,7 +75,7 @@ class FusedCatPool(torch.autograd.Function):
     def symbolic(g, x, taps, gmp_filter: str):
         from torch.onnx import symbolic_helper
 
-        channel, spatial = g.op(f"{DOMAIN}::{OP_TYPE}", x, taps, gmp_filter_s=gmp_filter,
+        channel, spatial = g.op(f"{DOMAIN}::{OP_TYPE}", x, taps, gmp_filter_i=GMP_FILTER_CODES[gmp_filter],
                                 plugin_namespace_s=PLUGIN_NAMESPACE, aot_i=1, outputs=2)
         sizes = symbolic_helper._get_tensor_sizes(x)
         if sizes is not None and len(sizes) == 4:
@@ -113,6 +118,18 @@ def fused_cat_pool(x: torch.Tensor, taps: Optional[torch.Tensor], gmp_filter: st
 
 # --------------------------------------------------------------------------- ONNX Runtime twin
 
+
+def gmp_filter_name(value: Union[int, str, bytes]) -> str:
+    """Filter name of a node's ``gmp_filter`` attribute: an INT code, or a string (trailing NULs stripped)."""
+    names = {code: name for name, code in GMP_FILTER_CODES.items()}
+    if isinstance(value, (str, bytes)):
+        name = (value.decode(errors="replace") if isinstance(value, bytes) else value).rstrip("\x00")
+        if name in GMP_FILTER_CODES:
+            return name
+    elif int(value) in names:
+        return names[int(value)]
+    raise ValueError(f"FusedCatPool: gmp_filter must be one of {names} (INT attribute), got {value!r}")
+
 _ORT_TWIN_REGISTERED = False
 
 
@@ -150,10 +167,11 @@ def register_ort_twin() -> None:
     f32, s, i64 = PyCustomOpDef.dt_float, PyCustomOpDef.dt_string, PyCustomOpDef.dt_int64
 
     @onnx_op(op_type=OP_TYPE, inputs=[f32, f32], outputs=[f32, f32],
-             attrs={"gmp_filter": s, "plugin_namespace": s, "aot": i64})
-    def _fused_cat_pool(x, taps, gmp_filter="paper", **_):
+             attrs={"gmp_filter": i64, "plugin_namespace": s, "aot": i64})
+    def _fused_cat_pool(x, taps, gmp_filter=GMP_FILTER_CODES["paper"], **_):
         with torch.no_grad():
-            channel, spatial = cat_pool(torch.from_numpy(x), torch.from_numpy(taps), gmp_filter, "stable")
+            channel, spatial = cat_pool(torch.from_numpy(x), torch.from_numpy(taps), gmp_filter_name(gmp_filter),
+                                        "stable")
         return channel.numpy(), spatial.numpy()
 
     _ORT_TWIN_REGISTERED = True
