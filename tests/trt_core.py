@@ -230,6 +230,7 @@ def make_core(version: str) -> types.ModuleType:
     class ISymExpr(_Base):
         pass
 
+    builder_classes = _builder_classes(version, DataType)
     TensorFormat = _enum("TensorFormat", ["LINEAR", "CHW2", "HWC8", "CHW4", "CHW16", "CHW32", "DHWC8", "CDHW32",
                                           "HWC", "DLA_LINEAR", "DLA_HWC4", "HWC16", "DHWC"])
     names = {
@@ -251,11 +252,13 @@ def make_core(version: str) -> types.ModuleType:
     }
     if "FP4" in DataType.__members__:
         names["fp4"] = DataType.FP4
-    for cls in ("ICudaEngine", "IExecutionContext", "Runtime", "IHostMemory", "Builder", "INetworkDefinition",
-                "OnnxParser", "IBuilderConfig", "ITensor", "IPluginV3", "IPluginV3QuickCore", "IPluginV3QuickBuild",
+    for cls in ("ITensor", "IPluginV3", "IPluginV3QuickCore", "IPluginV3QuickBuild",
                 "IPluginV3QuickRuntime", "IPluginV3QuickAOTBuild", "IPluginCreatorV3Quick"):
         names[cls] = type(cls, (_Base,), {})
+    names.update(builder_classes)
     missing = [n for n in names if not has_name(version, n)]
+    missing += [f"{n}.{a}" for n, v in builder_classes.items() if isinstance(v, type)
+                for a in public_attrs(v) if not has_name(version, a)]
     missing += [f"{n}.{m}" for n, v in names.items() if isinstance(v, type) and issubclass(v, enum.Enum)
                 for m in v.__members__ if not has_name(version, m)]
     if missing:
@@ -264,6 +267,155 @@ def make_core(version: str) -> types.ModuleType:
         setattr(core, n, v)
     core.__all__ = list(names)
     return core
+
+
+def public_attrs(cls: type) -> list[str]:
+    """Public names a stand-in class defines itself (methods, properties, class attributes)."""
+    own = set()
+    for klass in cls.__mro__:
+        if klass in (object, _Base) or klass.__module__ != __name__:
+            continue
+        own.update(n for n in vars(klass) if not n.startswith("_"))
+    return sorted(own)
+
+
+_BUILDER_FLAGS = ["FP16", "BF16", "INT8", "DEBUG", "GPU_FALLBACK", "REFIT", "DISABLE_TIMING_CACHE", "TF32",
+                  "SPARSE_WEIGHTS", "SAFETY_SCOPE", "OBEY_PRECISION_CONSTRAINTS", "PREFER_PRECISION_CONSTRAINTS",
+                  "DIRECT_IO", "REJECT_EMPTY_ALGORITHMS", "VERSION_COMPATIBLE", "EXCLUDE_LEAN_RUNTIME", "FP8",
+                  "ERROR_ON_TIMING_CACHE_MISS", "DISABLE_COMPILATION_CACHE", "WEIGHTLESS", "STRIP_PLAN",
+                  "REFIT_IDENTICAL", "WEIGHT_STREAMING", "INT4", "REFIT_INDIVIDUAL", "STRICT_NANS", "MONITOR_MEMORY",
+                  "FP4", "EDITABLE_TIMING_CACHE"]
+_NETWORK_FLAGS = ["EXPLICIT_BATCH", "STRONGLY_TYPED", "PREFER_AOT_PYTHON_PLUGINS", "PREFER_JIT_PYTHON_PLUGINS"]
+DEVICE = "stand-in GPU"  # what a timing cache records; a cache made "on another device" carries another tag
+
+
+def _builder_classes(version: str, DataType) -> dict[str, Any]:
+    """Builder, config, parser, timing cache and runtime stand-ins, recording what the code under test asks for.
+
+    Enum members are the documented superset filtered by the version's ``names.txt``: 11.x
+    has no ``BuilderFlag.FP16`` because its bindings have no such name. Timing caches
+    follow the documented contract: ``set_timing_cache`` returns ``False`` for a cache made
+    on another device (unless ``ignore_mismatch``), after which ``get_timing_cache()`` is None.
+    """
+    BuilderFlag = enum.IntEnum("BuilderFlag", [(m, i) for i, m in enumerate(_BUILDER_FLAGS) if has_name(version, m)])
+    NetworkDefinitionCreationFlag = enum.IntEnum(
+        "NetworkDefinitionCreationFlag", [(m, i) for i, m in enumerate(_NETWORK_FLAGS) if has_name(version, m)])
+    MemoryPoolType = _enum("MemoryPoolType", ["WORKSPACE", "DLA_MANAGED_SRAM", "DLA_LOCAL_DRAM",
+                                              "TACTIC_DRAM", "TACTIC_SHARED_MEMORY"])
+    HardwareCompatibilityLevel = _enum("HardwareCompatibilityLevel", ["NONE", "AMPERE_PLUS", "SAME_COMPUTE_CAPABILITY"])
+    TensorIOMode = _enum("TensorIOMode", ["NONE", "INPUT", "OUTPUT"])
+
+    class IHostMemory(bytes):
+        pass
+
+    class ITimingCache(_Base):
+        def __init__(self, device: str, entries: int):
+            self.device, self.entries = device, entries
+
+        def serialize(self) -> IHostMemory:
+            return IHostMemory(f"CACHE|{self.device}|{self.entries}".encode())
+
+    class IOptimizationProfile(_Base):
+        def __init__(self):
+            self.shapes = {}
+
+        def set_shape(self, input, min, opt, max):
+            self.shapes[input] = (tuple(min), tuple(opt), tuple(max))
+
+    class IBuilderConfig(_Base):
+        def __init__(self):
+            self.flags, self.pools, self.profiles = set(), {}, []
+            self.hardware_compatibility_level = HardwareCompatibilityLevel.NONE
+            self._cache, self.lose_cache = None, False
+            self.flags.add(BuilderFlag.TF32)  # on by default (TensorRT docs)
+
+        def set_flag(self, flag):
+            self.flags.add(flag)
+
+        def clear_flag(self, flag):
+            self.flags.discard(flag)
+
+        def get_flag(self, flag) -> bool:
+            return flag in self.flags
+
+        def set_memory_pool_limit(self, pool, pool_size):
+            self.pools[pool] = int(pool_size)
+
+        def add_optimization_profile(self, profile) -> int:
+            self.profiles.append(profile)
+            return len(self.profiles) - 1
+
+        def create_timing_cache(self, serialized_timing_cache) -> ITimingCache:
+            blob = bytes(serialized_timing_cache)
+            if not blob:
+                return ITimingCache(DEVICE, 0)
+            _, device, entries = blob.decode().split("|")
+            return ITimingCache(device, int(entries))
+
+        def set_timing_cache(self, cache, ignore_mismatch) -> bool:
+            if cache.device != DEVICE and not ignore_mismatch:
+                self._cache = None
+                return False
+            self._cache = cache
+            return True
+
+        def get_timing_cache(self):
+            return None if self.lose_cache else self._cache
+
+    class INetworkDefinition(_Base):
+        def __init__(self, flags: int):
+            self.flags = flags
+
+    class OnnxParser(_Base):
+        def __init__(self, network, logger):
+            self.network, self.parsed, self.num_errors = network, None, 0
+
+        def parse_from_file(self, model) -> bool:
+            self.parsed = model
+            return Path(model).is_file()
+
+        def get_error(self, index):
+            return "stand-in parser error"
+
+    class Builder(_Base):
+        _built: list = []
+
+        def __init__(self, logger):
+            self.logger = logger
+
+        def create_network(self, flags=0):
+            return INetworkDefinition(flags)
+
+        def create_builder_config(self):
+            return IBuilderConfig()
+
+        def create_optimization_profile(self):
+            return IOptimizationProfile()
+
+        def build_serialized_network(self, network, config):
+            Builder._built.append((network, config))
+            if config._cache is not None:
+                config._cache.entries += 1
+            return IHostMemory(b"plan")
+
+    class Runtime(_Base):
+        _plans: dict = {}  # serialized plan -> ICudaEngine factory (set by a test)
+
+        def __init__(self, logger):
+            self.logger, self.engine_host_code_allowed = logger, False
+
+        def deserialize_cuda_engine(self, serialized_engine):
+            make = Runtime._plans.get(bytes(serialized_engine))
+            return make() if make else None
+
+    return {
+        "BuilderFlag": BuilderFlag, "NetworkDefinitionCreationFlag": NetworkDefinitionCreationFlag,
+        "MemoryPoolType": MemoryPoolType, "HardwareCompatibilityLevel": HardwareCompatibilityLevel,
+        "TensorIOMode": TensorIOMode, "IHostMemory": IHostMemory, "ITimingCache": ITimingCache,
+        "IOptimizationProfile": IOptimizationProfile, "IBuilderConfig": IBuilderConfig,
+        "INetworkDefinition": INetworkDefinition, "OnnxParser": OnnxParser, "Builder": Builder, "Runtime": Runtime,
+        "ICudaEngine": type("ICudaEngine", (_Base,), {}), "IExecutionContext": type("IExecutionContext", (_Base,), {}),
+    }
 
 
 def load_tensorrt(version: str, modules: dict) -> types.ModuleType:
@@ -411,3 +563,74 @@ def restore_modules(saved: dict) -> None:
     for name in [m for m in sys.modules if m == "tensorrt" or m.startswith("tensorrt.")]:
         del sys.modules[name]
     sys.modules.update(saved)
+
+
+# ----------------------------------------------------------------------------- TensorRT names a source file uses
+
+
+def trt_names_used(path: str | Path, roots: Sequence[str] = ("trt",)) -> dict[str, int]:
+    """Attribute names the file reads or sets on TensorRT objects, with a line number each.
+
+    Static: an expression is a TensorRT object when it is a root name (``trt``), an attribute
+    or call result of one (``trt.Builder(logger)``, ``builder.create_network(...)``), a local
+    name or ``self.x`` assigned from one (``ctx = self._context``, also in tuple assignments),
+    or a parameter of a function of the file that some call passes one to. Followed to a fixed
+    point across the file, so names on code paths no test executes are found too.
+    ``trt.__version__`` is a string, not followed.
+    """
+    import ast
+
+    tree = ast.parse(Path(path).read_text())
+    functions = {n.name: n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    shared: set[str] = set()  # self.x attributes holding TensorRT objects
+    params: dict[str, set[str]] = {name: set() for name in functions}  # parameters passed TensorRT objects
+
+    def is_trt(e, local) -> bool:
+        if isinstance(e, ast.Call):
+            return is_trt(e.func, local)
+        if isinstance(e, ast.Attribute):
+            if e.attr == "__version__":
+                return False
+            return ast.unparse(e) in local or is_trt(e.value, local)
+        if isinstance(e, ast.Name):
+            return e.id in local
+        return False
+
+    def pairs(node):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        for t in targets:
+            if isinstance(t, ast.Tuple) and isinstance(node.value, ast.Tuple) and len(t.elts) == len(node.value.elts):
+                yield from zip(t.elts, node.value.elts)
+            else:
+                yield t, node.value
+
+    def scope(name, fn) -> set[str]:
+        local = set(roots) | shared | params[name]
+        for _ in range(10):
+            before = len(local)
+            for node in ast.walk(fn):
+                if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+                    local.update(ast.unparse(t) for t, v in pairs(node)
+                                 if isinstance(t, (ast.Name, ast.Attribute)) and is_trt(v, local))
+            if len(local) == before:
+                break
+        return local
+
+    for _ in range(10):
+        before = len(shared) + sum(map(len, params.values()))
+        for name, fn in functions.items():
+            local = scope(name, fn)
+            shared.update(n for n in local if n.startswith("self."))
+            for call in ast.walk(fn):
+                if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id in functions:
+                    callee = [a.arg for a in functions[call.func.id].args.args]
+                    params[call.func.id].update(p for p, a in zip(callee, call.args) if is_trt(a, local))
+        if len(shared) + sum(map(len, params.values())) == before:
+            break
+    used: dict[str, int] = {}
+    for name, fn in functions.items():
+        local = scope(name, fn)
+        for node in ast.walk(fn):
+            if isinstance(node, ast.Attribute) and is_trt(node.value, local):
+                used.setdefault(node.attr, node.lineno)
+    return used

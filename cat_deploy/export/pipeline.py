@@ -58,6 +58,9 @@ class ExportOptions:
     workspace_gib: float = 4.0
     timing_cache: Optional[str] = None
     device: str = "auto"
+    tf32: bool = False
+    version_compatible: bool = False
+    hardware_compatible: bool = False
 
 
 def _check(opts: ExportOptions) -> None:
@@ -201,7 +204,7 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = print) -> dict[
 
     if opts.format == "trt":
         from ..runtime.runners import BackendUnavailable
-        from .tensorrt import EngineBuildError, build_engine
+        from .tensorrt import BuildFlags, EngineBuildError, build_engine
 
         engine_path = out_dir / f"{opts.name}.engine"
         log(f"[4/4] TensorRT engine {engine_path.name}")
@@ -209,7 +212,8 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = print) -> dict[
             info = build_engine(onnx_path, engine_path, profile, precision=opts.precision,
                                 workspace_gib=opts.workspace_gib,
                                 timing_cache=opts.timing_cache or str(out_dir / "timing.cache"),
-                                register_plugin=opts.gep == "plugin", log=log)
+                                register_plugin=opts.gep == "plugin", log=log,
+                                flags=BuildFlags(opts.tf32, opts.version_compatible, opts.hardware_compatible))
         except (BackendUnavailable, EngineBuildError) as e:
             raise ExportFailed(str(e), code=3, written=written) from None
         engine_sidecar = {**sidecar, "engine": info, "onnx": onnx_path.name, "versions": versions()}
