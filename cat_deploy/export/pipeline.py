@@ -15,7 +15,7 @@ from ..layers import set_gep
 from ..layers.pooling import GEP_FORMULATIONS
 from .deploy import deploy_module, output_names
 from .onnx import OPSET, ShapeProfile, cat_module_names, export_onnx
-from .precision import PRECISIONS, convert_fp16, quantize_int8
+from .precision import PRECISIONS, PrecisionError, convert_fp16, quantize_int8
 from .sidecar import sidecar_path, versions, write_sidecar
 
 __all__ = ["ExportOptions", "run_export", "ExportFailed"]
@@ -142,17 +142,24 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = print) -> dict[
 
     precision_report: dict[str, Any] = {"precision": "fp32", "policy": "all FP32", "fp32_nodes": "all"}
     if opts.precision == "fp16":
-        log("[2/4] mixed precision: FP16 with an explicit FP32 list")
-        precision_report = convert_fp16(fp32_path, onnx_path, cat_modules)
+        log("[2/4] mixed precision: FP16 with an explicit FP32 list (ModelOpt AutoCast)")
+        try:
+            precision_report = convert_fp16(fp32_path, onnx_path, cat_modules)
+        except PrecisionError as e:
+            raise ExportFailed(str(e), written=written) from None
         written.append(onnx_path)
-        log(f"      kept FP32: {len(precision_report['fp32_nodes'])} nodes {precision_report['fp32_ops']}")
+        log(f"      kept FP32: {len(precision_report['fp32_nodes'])} nodes {precision_report['fp32_ops']}; "
+            f"{precision_report['casts']} Casts, {precision_report['cast_round_trips']} FP32->FP16->FP32 round trips")
     elif opts.precision == "int8":
         log("[2/4] INT8: explicit Q/DQ from calibration images (ModelOpt)")
         try:
-            precision_report = quantize_int8(fp32_path, onnx_path, _calibration(config, opts.calib_images))
-        except RuntimeError as e:
+            precision_report = quantize_int8(fp32_path, onnx_path, _calibration(config, opts.calib_images), cat_modules)
+        except PrecisionError as e:
             raise ExportFailed(str(e), written=written) from None
         written.append(onnx_path)
+        log(f"      {precision_report['quantize_linear']} Q / {precision_report['dequantize_linear']} DQ nodes, "
+            f"{len(precision_report['fp32_nodes'])} nodes kept FP32, {precision_report['calibration_images']} "
+            "calibration images")
     else:
         log("[2/4] precision fp32")
 

@@ -34,7 +34,7 @@ TOLERANCES = {
     "fp16": Tolerance(atol=2e-2, rtol=2e-2, min_cosine=0.999, max_outside=1e-3, min_agreement=0.95,
                       max_score_drift=2e-2, max_map_drop=0.02),
     "int8": Tolerance(atol=math.inf, rtol=math.inf, min_cosine=0.98, max_outside=1.0, min_agreement=0.8,
-                      max_score_drift=0.1, max_map_drop=0.05),
+                      max_score_drift=0.1, max_map_drop=0.02),
 }
 
 
