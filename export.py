@@ -6,13 +6,17 @@
     python export.py --ckpt model.pth --format onnx --per-module      # localise a mismatch
 
 Writes into --out (default: a folder named after the checkpoint) NAME.onnx (and NAME.engine),
-each with a sidecar NAME.<ext>.json. Exit status: 0 ok, 1 parity failed (files kept),
-2 bad input, 3 TensorRT missing or failed (ONNX kept).
+each with a sidecar NAME.<ext>.json. With parity on, a new artefact is written beside the
+old one as NAME.unvalidated.onnx and replaces NAME.onnx only once parity passes; a failed or
+interrupted re-export leaves the validated pair as it was.
+Exit status: 0 ok, 1 parity failed (files kept), 2 bad input, 3 missing dependency
+(TensorRT, ModelOpt, plugin runtime; the ONNX is kept), 4 internal error, 130 interrupted.
 """
 import argparse
 import sys
 from pathlib import Path
 
+from cat_deploy import cli
 from cat_deploy.export.pipeline import ExportFailed, ExportOptions, run_export
 
 
@@ -54,6 +58,7 @@ def parse_args(argv=None) -> ExportOptions:
     p.add_argument("--hardware-compatible", action="store_true",
                    help="TensorRT: engine runs on any GPU from Ampere (sm_80) on, not only the build GPU's kind")
     p.add_argument("--device", default=d.device, choices=["auto", "cpu", "cuda"], help="ONNX Runtime device for parity")
+    cli.add_debug_flag(p)
     a = p.parse_args(argv)
     return ExportOptions(
         ckpt=a.ckpt, format=a.format, out=a.out, name=a.name, gep=a.gep, precision=a.precision,
@@ -81,6 +86,10 @@ def summary(written, result=None) -> str:
 
 
 def main(argv=None) -> int:
+    return cli.run("export.py", _main, argv)
+
+
+def _main(argv) -> int:
     opts = parse_args(argv)
     try:
         result = run_export(opts)

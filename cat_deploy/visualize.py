@@ -6,7 +6,9 @@
 Writes ``attention_maps.png`` (paper Figs 3-4: the raw spatial maps -S_avg, S_max, S_ent of
 the first CAT module at each resolution, i.e. each backbone stage) and ``colla_factors.png``
 (Fig 5: the exterior colla-factors C_w, S_w after softmax, and the interior factors, against
-depth), plus ``colla_factors.json`` with the numbers.
+depth), plus ``colla_factors.json`` with the numbers. The files are written atomically and
+never onto the checkpoint or the image (``--out`` is checked first). Exit status: 0 ok,
+2 bad input, 3 missing dependency (matplotlib), 4 internal error, 130 interrupted.
 """
 from __future__ import annotations
 
@@ -18,10 +20,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import CheckpointError, load_model
+from . import cli
+from .checkpoint import CheckpointError, atomic_write, load_model
 from .data.image import ImageReadError, read_image
 from .layers import CAT
+from .paths import output_dir, refuse_inputs
 from .runtime.processing import preprocess
+
+OUTPUTS = ("attention_maps.png", "colla_factors.png", "colla_factors.json")
 
 __all__ = ["attention_maps_by_stage", "colla_factors", "render"]
 
@@ -69,6 +75,9 @@ def colla_factors(model: torch.nn.Module) -> list[dict]:
 
 
 def render(ckpt: str, image_path: str, out: str | Path) -> list[Path]:
+    """Draw the figures for ``ckpt`` on ``image_path`` into ``out``; returns the files written."""
+    out = output_dir(out)
+    refuse_inputs([out / name for name in OUTPUTS], [ckpt, image_path], "--out")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -81,8 +90,6 @@ def render(ckpt: str, image_path: str, out: str | Path) -> list[Path]:
     stages = attention_maps_by_stage(model, torch.from_numpy(x)[None])
     if not stages:
         raise ValueError(f"'{ckpt}' has no CAT modules (attention: {cfg.attn}); nothing to draw")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     shown = ((x.transpose(1, 2, 0) * np.array(cfg.std) + np.array(cfg.mean)).clip(0, 1))
 
     fig, axes = plt.subplots(len(stages), 4, figsize=(4 * 3.2, len(stages) * 3.2 * cfg.input_size[0] / cfg.input_size[1] + 0.6),
@@ -104,7 +111,7 @@ def render(ckpt: str, image_path: str, out: str | Path) -> list[Path]:
                  fontsize=9)
     fig.tight_layout()
     maps_png = out / "attention_maps.png"
-    fig.savefig(maps_png, dpi=110)
+    atomic_write(maps_png, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
 
     rows = colla_factors(model)
@@ -124,23 +131,28 @@ def render(ckpt: str, image_path: str, out: str | Path) -> list[Path]:
     a1.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     factors_png = out / "colla_factors.png"
-    fig.savefig(factors_png, dpi=110)
+    atomic_write(factors_png, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
-    (out / "colla_factors.json").write_text(json.dumps(rows, indent=1))
+    atomic_write(out / "colla_factors.json", lambda tmp: Path(tmp).write_text(json.dumps(rows, indent=1)))
     return [maps_png, factors_png, out / "colla_factors.json"]
 
 
 def main(argv=None) -> int:
+    return cli.run("cat_deploy.visualize", _main, argv)
+
+
+def _main(argv) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ckpt", required=True)
     p.add_argument("--image", required=True)
     p.add_argument("--out", default="runs/visualize")
+    cli.add_debug_flag(p)
     a = p.parse_args(argv)
     try:
         files = render(a.ckpt, a.image, a.out)
-    except (CheckpointError, ImageReadError, ValueError) as e:
+    except (CheckpointError, ImageReadError, ValueError) as e:  # ValueError: also OutputPathError
         print(f"cat_deploy.visualize: error: {e}", file=sys.stderr)
-        return 2
+        return cli.BAD_INPUT
     for f in files:
         print(f"wrote {f}")
     return 0

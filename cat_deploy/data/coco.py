@@ -5,9 +5,13 @@ KITTI (:mod:`cat_deploy.data.kitti`) or any real COCO-style export.
 
 Category ids are mapped to contiguous 0-based labels in sorted id order;
 ``category_ids[label]`` gives the COCO id back (for writing results). COCO boxes
-``[x, y, w, h]`` become ``x1, y1, x2, y2``; boxes with zero width or height are
-dropped. ``iscrowd`` boxes are kept and flagged: evaluation ignores them and
-training should ignore anchors on them.
+``[x, y, w, h]`` become ``x1, y1, x2, y2``. Boxes that cannot be trained on are
+dropped and counted by reason in ``CocoDetection.dropped`` (``describe_dropped()``
+is the line ``train.py`` prints): not finite (NaN/Inf), negative size, empty (zero
+width or height), entirely outside the image. ``iscrowd`` boxes are kept and
+flagged: evaluation ignores them and training should ignore anchors on them. A file
+whose structure is wrong (an image without ``file_name``, a ``bbox`` that is not
+four numbers) is refused with one line naming the entry (:func:`check_coco`).
 
 Eval mode letterboxes to ``input_size``; train mode uses a random zoom/crop
 (:func:`~cat_deploy.data.transforms.random_scale_crop`), a horizontal flip and
@@ -19,8 +23,9 @@ get new augmentations.
 from __future__ import annotations
 
 import json
+import math
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -31,7 +36,7 @@ from ..config import IMAGENET_MEAN, IMAGENET_STD
 from .image import read_image
 from .transforms import boxes_to_letterbox, color_jitter, hflip, letterbox, normalize, random_scale_crop
 
-__all__ = ["CocoDetection", "collate_detection", "load_coco_json"]
+__all__ = ["CocoDetection", "collate_detection", "load_coco_json", "check_coco", "box_problem"]
 
 
 def load_coco_json(ann_file: str | os.PathLike) -> dict[str, Any]:
@@ -55,7 +60,58 @@ def load_coco_json(ann_file: str | os.PathLike) -> dict[str, Any]:
     if missing:
         raise ValueError(f"COCO annotations '{path}' has no {' or '.join(missing)} list — is it a COCO detection file?")
     data.setdefault("annotations", [])
+    check_coco(data, path)
     return data
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def check_coco(data: dict[str, Any], path: str | os.PathLike) -> None:
+    """Refuse, with one line naming the entry, a COCO document whose structure is wrong: an image without
+    an id or ``file_name``, a repeated image id, a category without id or name, an annotation without
+    ``image_id``/``category_id`` or whose ``bbox`` is not four numbers. Box *values* (NaN, negative...)
+    are the dataset's to judge (:func:`box_problem`)."""
+    if not isinstance(data.get("annotations", []), list):
+        raise ValueError(f"COCO annotations '{path}': 'annotations' is not a list — fix the file")
+    seen = set()
+    for i, im in enumerate(data["images"]):
+        if not isinstance(im, dict) or "id" not in im:
+            raise ValueError(f"COCO annotations '{path}': image entry {i} has no id — fix the file")
+        name = im.get("file_name")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"COCO annotations '{path}': image {im['id']} (entry {i}) has no file_name — add the "
+                             "image's path relative to the image folder, or drop the entry")
+        if im["id"] in seen:
+            raise ValueError(f"COCO annotations '{path}': image id {im['id']} appears twice — ids must be unique")
+        seen.add(im["id"])
+    for i, c in enumerate(data["categories"]):
+        if not isinstance(c, dict) or "id" not in c or "name" not in c:
+            raise ValueError(f"COCO annotations '{path}': category entry {i} needs an id and a name — fix the file")
+    for i, a in enumerate(data["annotations"]):
+        if not isinstance(a, dict) or not all(k in a for k in ("image_id", "category_id", "bbox")):
+            ident = a.get("id", f"entry {i}") if isinstance(a, dict) else f"entry {i}"
+            raise ValueError(f"COCO annotations '{path}': annotation {ident} lacks image_id, category_id or bbox "
+                             "— fix the file")
+        box = a["bbox"]
+        if not isinstance(box, (list, tuple)) or len(box) != 4 or not all(_is_number(v) for v in box):
+            raise ValueError(f"COCO annotations '{path}': annotation {a.get('id', f'entry {i}')} has bbox "
+                             f"{json.dumps(box)[:80]}; expected four numbers [x, y, width, height] — fix the file")
+
+
+def box_problem(x: float, y: float, w: float, h: float, width: Any = None, height: Any = None) -> str | None:
+    """Why a COCO box ``[x, y, w, h]`` cannot be trained on (``None`` when it can); ``width``/``height`` of
+    the image, when known, also rule out boxes entirely outside it."""
+    if not all(math.isfinite(v) for v in (x, y, w, h)):
+        return "not finite"
+    if w < 0 or h < 0:
+        return "negative size"
+    if w == 0 or h == 0:
+        return "empty"
+    if x + w <= 0 or y + h <= 0 or (_is_number(width) and x >= width) or (_is_number(height) and y >= height):
+        return "outside the image"
+    return None
 
 
 class CocoDetection(torch.utils.data.Dataset):
@@ -109,14 +165,10 @@ class CocoDetection(torch.utils.data.Dataset):
         label_of = {cid: i for i, cid in enumerate(self.category_ids)}
 
         self.images: list[dict] = sorted(data["images"], key=lambda im: im["id"])
-        known = {im["id"] for im in self.images}
+        known = {im["id"]: im for im in self.images}
         per_image: dict[int, list] = defaultdict(list)
+        self.dropped: Counter = Counter()  # boxes not trained on, by reason (see the module docstring)
         for a in data["annotations"]:
-            if not all(k in a for k in ("image_id", "category_id", "bbox")):
-                raise ValueError(
-                    f"COCO annotations '{self.ann_file}': annotation {a.get('id')} lacks image_id, category_id "
-                    "or bbox — fix the file"
-                )
             if a["category_id"] not in label_of:
                 raise ValueError(
                     f"COCO annotations '{self.ann_file}': annotation {a.get('id')} has category_id "
@@ -128,9 +180,14 @@ class CocoDetection(torch.utils.data.Dataset):
                     f"{a['image_id']} that is not in 'images' — fix the file"
                 )
             x, y, w, h = (float(v) for v in a["bbox"])
-            if w > 0 and h > 0:
-                crowd = int(bool(a.get("iscrowd", 0)))
-                per_image[a["image_id"]].append((x, y, x + w, y + h, label_of[a["category_id"]], crowd))
+            im = known[a["image_id"]]
+            problem = box_problem(x, y, w, h, im.get("width"), im.get("height"))
+            if problem:
+                self.dropped[problem] += 1
+                continue
+            crowd = int(bool(a.get("iscrowd", 0)))
+            per_image[a["image_id"]].append((x, y, x + w, y + h, label_of[a["category_id"]], crowd))
+        self.num_boxes = len(data["annotations"])
         self._targets = {
             im["id"]: np.asarray(per_image.get(im["id"], []), dtype=np.float32).reshape(-1, 6) for im in self.images
         }
@@ -144,6 +201,14 @@ class CocoDetection(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def describe_dropped(self) -> str:
+        """One line on the boxes not used, by reason; empty when every box is used."""
+        if not self.dropped:
+            return ""
+        reasons = ", ".join(f"{r} {n}" for r, n in sorted(self.dropped.items()))
+        return (f"'{self.ann_file}': dropped {sum(self.dropped.values())} of {self.num_boxes} boxes ({reasons}); "
+                "fix them in the json to train on them")
 
     def set_epoch(self, epoch: int) -> None:
         """Change the augmentation stream (train mode)."""

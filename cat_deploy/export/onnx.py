@@ -21,9 +21,17 @@ import torch.nn as nn
 
 from ..checkpoint import atomic_write
 
-__all__ = ["OPSET", "ShapeProfile", "export_onnx", "cat_module_names"]
+__all__ = ["OPSET", "ShapeProfile", "export_onnx", "cat_module_names", "opset_range"]
 
 OPSET = 17
+
+
+def opset_range() -> tuple[int, int]:
+    """Opsets the TorchScript exporter writes (7..20 with torch 2.x); others are refused before exporting."""
+    from torch.onnx import _constants
+
+    return (getattr(_constants, "ONNX_MIN_OPSET", 7),
+            getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", getattr(_constants, "ONNX_MAX_OPSET", 20)))
 
 
 @dataclass(frozen=True)
@@ -43,10 +51,13 @@ class ShapeProfile:
              min_imgsz: Optional[Sequence[int]] = None, max_imgsz: Optional[Sequence[int]] = None) -> "ShapeProfile":
         h, w = int(imgsz[0]), int(imgsz[1])
         opt = (batch, 3, h, w)
-        if not dynamic:
-            return cls(opt, opt, opt)
         lo = tuple(min_imgsz) if min_imgsz else (max(32, h // 2), max(32, w // 2))
         hi = tuple(max_imgsz) if max_imgsz else (h * 2, w * 2)
+        for flag, size in (("--imgsz", (h, w)), ("--min-imgsz", lo), ("--max-imgsz", hi)):
+            if len(size) != 2 or min(size) < 1:
+                raise ValueError(f"{flag} {' '.join(map(str, size))}: give a height and a width of at least 1 pixel")
+        if not dynamic:
+            return cls(opt, opt, opt)
         if not (lo[0] <= h <= hi[0] and lo[1] <= w <= hi[1]):
             raise ValueError(f"--imgsz {h} {w} must lie between --min-imgsz {lo} and --max-imgsz {hi}")
         return cls((1, 3, *lo), opt, (batch, 3, *hi))

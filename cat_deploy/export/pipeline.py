@@ -1,21 +1,33 @@
 """``export.py``'s work: checkpoint -> ONNX (-> mixed precision) -> parity -> TensorRT engine.
 
 Every file is written atomically and kept when a later step fails: a failed parity
-check or a missing TensorRT never deletes the ONNX already written.
+check or a missing TensorRT never deletes the ONNX already written. A validated
+artefact is never replaced by one that has not passed parity: with parity on, the new
+artefact and its sidecar are written beside the old pair as ``NAME.unvalidated.onnx``
+(``.json``, ``"validated": false``) and renamed onto ``NAME.onnx`` only once parity
+passes (artefact first, then its sidecar with ``"validated": true``). A failed or
+interrupted re-export leaves the old pair as it was and the new one beside it. With
+``--no-validate`` the artefact is written in place, marked ``"validated": false``, and
+infer.py warns when it uses it. Options, paths and inputs are checked before the
+export starts; no output may replace the checkpoint.
 """
 from __future__ import annotations
 
 import copy
+import importlib.util
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 from ..checkpoint import load_model
+from ..data.image import list_images
 from ..layers import set_gep
 from ..layers.pooling import GEP_FORMULATIONS
+from ..paths import OutputPathError, output_dir, refuse_inputs
 from .deploy import deploy_module, output_names
-from .onnx import OPSET, ShapeProfile, cat_module_names, export_onnx
-from .precision import PRECISIONS, PrecisionError, convert_fp16, quantize_int8
+from .onnx import OPSET, ShapeProfile, cat_module_names, export_onnx, opset_range
+from .precision import MODELOPT_HINT, PRECISIONS, PrecisionError, convert_fp16, quantize_int8
 from .sidecar import sidecar_path, versions, write_sidecar
 
 __all__ = ["ExportOptions", "run_export", "ExportFailed"]
@@ -64,6 +76,7 @@ class ExportOptions:
 
 
 def _check(opts: ExportOptions) -> None:
+    """Every option and input path, before anything is loaded or written (exit 2)."""
     if opts.format not in ("onnx", "trt"):
         raise ExportFailed(f"--format must be onnx or trt, got {opts.format!r}")
     if opts.gep not in GEP_FORMULATIONS:
@@ -74,27 +87,86 @@ def _check(opts: ExportOptions) -> None:
         raise ExportFailed("--precision int8 needs --calib-images DIR (a few hundred representative images)")
     if opts.batch < 1:
         raise ExportFailed(f"--batch must be >= 1, got {opts.batch}")
+    if not 0.0 <= opts.conf <= 1.0:  # also baked into the graph with --nms graph
+        raise ExportFailed(f"--conf must lie in 0..1, got {opts.conf}")
+    if not 0.0 < opts.iou <= 1.0:
+        raise ExportFailed(f"--iou must lie in (0, 1], got {opts.iou}")
+    if opts.max_det < 1:
+        raise ExportFailed(f"--max-det must be >= 1, got {opts.max_det}")
+    lo, hi = opset_range()
+    if not lo <= opts.opset <= hi:
+        raise ExportFailed(f"--opset {opts.opset} is not supported by this exporter: choose {lo}..{hi} "
+                           f"(default {OPSET})")
+    if opts.val_images < 0:
+        raise ExportFailed(f"--val-images must be >= 0, got {opts.val_images}")
+    if opts.samples and not Path(opts.samples).is_dir():
+        raise ExportFailed(f"--samples '{opts.samples}' is not a folder: pass a folder of images for parity, "
+                           "or leave the flag out to use assets/samples")
+    if opts.precision == "int8":
+        if not Path(opts.calib_images).is_dir() or not list_images(opts.calib_images):
+            what = "holds no images (jpg, png, bmp, webp)" if Path(opts.calib_images).is_dir() else "is not a folder"
+            raise ExportFailed(f"--calib-images '{opts.calib_images}' {what}: pass a folder of a few hundred "
+                               "representative images")
+
+
+def _output_folder(opts: ExportOptions) -> Path:
+    """``--out``, or a folder beside the checkpoint named after it (``model.pth`` -> ``model/``,
+    ``model`` -> ``model_export/``); created and checked writable, and holding no output that
+    would replace the checkpoint."""
+    ckpt = Path(opts.ckpt)
+    out = Path(opts.out) if opts.out else (ckpt.with_suffix("") if ckpt.suffix else ckpt.with_name(ckpt.name + "_export"))
+    try:
+        out = output_dir(out)
+        names = [f"{opts.name}.onnx", f"{opts.name}.fp32.onnx", f"{opts.name}.engine"]
+        files = [out / n for n in names] + [_staged(out / n) for n in names]
+        files += [sidecar_path(f) for f in files] + [Path(opts.timing_cache or out / "timing.cache")]
+        refuse_inputs(files, [ckpt], "--out/--name", what="checkpoint")
+    except OutputPathError as e:
+        raise ExportFailed(str(e)) from None
+    return out
+
+
+def _staged(path: Path) -> Path:
+    """Where a new artefact waits for parity: ``cat.onnx`` -> ``cat.unvalidated.onnx``."""
+    return path.with_name(f"{path.stem}.unvalidated{path.suffix}")
+
+
+def _write_sidecar(artefact: Path, sidecar: dict[str, Any], validated: bool) -> Path:
+    sidecar["validated"] = validated
+    sidecar["artefact_bytes"] = artefact.stat().st_size  # infer.py refuses a sidecar beside another artefact
+    return write_sidecar(artefact, sidecar)
+
+
+def _promote(staged: Path, final: Path, sidecar: dict[str, Any]) -> None:
+    """Put the validated ``staged`` pair in place of ``final``'s: the artefact, then its sidecar."""
+    os.replace(staged, final)
+    _write_sidecar(final, sidecar, validated=True)
+    sidecar_path(staged).unlink(missing_ok=True)
 
 
 def _samples(opts: ExportOptions) -> Optional[str]:
     return opts.samples or (str(DEFAULT_SAMPLES) if DEFAULT_SAMPLES.is_dir() else None)
 
 
-def _calibration(config, folder: str, limit: int = 256):
+def _calibration(config, folder: str, log: Callable[[str], None], limit: int = 256):
+    """Calibration batch [N, 3, H, W] from the first ``limit`` images of ``folder``; unreadable ones are named."""
     import numpy as np
 
-    from ..data.image import ImageReadError, list_images, read_image
+    from ..data.image import ImageReadError, read_image
     from ..runtime.processing import preprocess
 
     files = list_images(folder)[:limit]
-    if not files:
-        raise ExportFailed(f"--calib-images '{folder}' holds no images (jpg, png, bmp, webp)")
-    arrays = []
+    arrays, bad = [], []
     for f in files:
         try:
             arrays.append(preprocess(read_image(f), config.input_size, config.mean, config.std, config.letterbox)[0])
-        except ImageReadError:
-            continue
+        except ImageReadError as e:
+            bad.append(e)
+    if not arrays:
+        raise ExportFailed(f"--calib-images '{folder}': none of its {len(files)} images could be read "
+                           f"(e.g. {bad[0].path.name}: {bad[0].reason})")
+    if bad:
+        log(f"      calibration: skipped {len(bad)} unreadable images, e.g. {bad[0].path.name}: {bad[0].reason}")
     return np.stack(arrays)
 
 
@@ -102,7 +174,8 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = print) -> dict[
     """Run the export; returns ``{"artefacts": [...], "parity": report | None, "passed": bool}``.
 
     Raises :class:`ExportFailed` with a one-line message (and the exit code) on bad input
-    or a failed step.
+    or a failed step. With parity on, the artefacts land on their final names only after
+    passing it (see the module docstring).
     """
     from ..checkpoint import CheckpointError
 
@@ -112,58 +185,96 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = print) -> dict[
     except CheckpointError as e:
         raise ExportFailed(str(e)) from None
     config = model.config
-    out_dir = Path(opts.out) if opts.out else Path(opts.ckpt).with_suffix("")
-    out_dir.mkdir(parents=True, exist_ok=True)
     imgsz = tuple(opts.imgsz) if opts.imgsz else tuple(config.input_size)
     try:
         profile = ShapeProfile.make(imgsz, opts.batch, opts.dynamic, opts.min_imgsz, opts.max_imgsz)
     except ValueError as e:
         raise ExportFailed(str(e)) from None
+    out_dir = _output_folder(opts)
+    calibration = None
+    if opts.precision == "int8":
+        calibration = _calibration(config, opts.calib_images, log)
+    if opts.precision in ("fp16", "int8") and importlib.util.find_spec("modelopt") is None:
+        raise ExportFailed(MODELOPT_HINT.format(p=opts.precision), code=3)  # said before the export, not after it
     set_gep(model, opts.gep)
     names = output_names(model, opts.nms)
     module = deploy_module(copy.deepcopy(model), opts.nms, opts.conf, opts.iou, opts.max_det)
-    cat_modules = cat_module_names(model)
     onnx_path = out_dir / f"{opts.name}.onnx"
+    target = _staged(onnx_path) if opts.validate else onnx_path
     written: list[Path] = []
 
     log(f"[1/4] exporting {config.arch} {config.task} (attn={config.attn}, gep={opts.gep}, nms={opts.nms}) "
         f"to ONNX opset {opts.opset}, input {'x'.join(map(str, profile.opt))}"
         + (f", dynamic {profile.min} .. {profile.max}" if profile.dynamic else ""))
-    fp32_path = onnx_path if opts.precision == "fp32" else out_dir / f"{opts.name}.fp32.onnx"
+    fp32_path = target if opts.precision == "fp32" else out_dir / f"{opts.name}.fp32.onnx"
     try:
         export_onnx(module, fp32_path, profile, names, opset=opts.opset, simplify=opts.simplify)
     except Exception as e:  # exporter errors are long; keep the first line
         from .plugin import PluginUnavailable
 
         if isinstance(e, PluginUnavailable):
-            raise ExportFailed(str(e)) from None
+            raise ExportFailed(str(e), code=3) from None
         raise ExportFailed(f"ONNX export of '{opts.ckpt}' failed: {str(e).strip().splitlines()[0][:300]}") from None
     written.append(fp32_path)
+    precision_report = _precision(opts, fp32_path, target, cat_module_names(model), calibration, written, log)
 
-    precision_report: dict[str, Any] = {"precision": "fp32", "policy": "all FP32", "fp32_nodes": "all"}
+    sidecar = _sidecar(config, opts, names, imgsz, profile, precision_report)
+    _write_sidecar(target, sidecar, validated=False)
+    written.append(sidecar_path(target))
+    report = None
+    if opts.validate:
+        log(f"[3/4] parity of {target.name} against PyTorch (ONNX Runtime)")
+        report = _parity(model, target, sidecar, opts, opts.per_module, log)
+        if not report["passed"]:
+            _write_sidecar(target, sidecar, validated=False)
+            raise ExportFailed(_parity_failed(target, onnx_path), code=1, written=written)
+        _promote(target, onnx_path, sidecar)
+        written = [onnx_path if w == target else sidecar_path(onnx_path) if w == sidecar_path(target) else w
+                   for w in written]
+    else:
+        log("[3/4] parity check skipped (--no-validate): the sidecar says validated: false")
+
+    result = {"artefacts": written, "parity": report, "passed": True, "onnx": onnx_path, "profile": profile,
+              "precision": opts.precision}
+    if opts.format == "trt":
+        result["engine"] = _engine(model, onnx_path, sidecar, profile, opts, written, log)
+    else:
+        log("[4/4] no engine requested (--format onnx)")
+    result["artefacts"] = written
+    return result
+
+
+def _precision(opts: ExportOptions, fp32_path: Path, target: Path, cat_modules: list[str], calibration,
+               written: list[Path], log: Callable[[str], None]) -> dict[str, Any]:
+    """Step 2: write the FP16 or INT8 graph to ``target`` (FP32: ``fp32_path`` is the target); its report."""
     if opts.precision == "fp16":
         log("[2/4] mixed precision: FP16 with an explicit FP32 list (ModelOpt AutoCast)")
         try:
-            precision_report = convert_fp16(fp32_path, onnx_path, cat_modules)
+            report = convert_fp16(fp32_path, target, cat_modules)
         except PrecisionError as e:
-            raise ExportFailed(str(e), written=written) from None
-        written.append(onnx_path)
-        log(f"      kept FP32: {len(precision_report['fp32_nodes'])} nodes {precision_report['fp32_ops']}; "
-            f"{precision_report['casts']} Casts, {precision_report['cast_round_trips']} FP32->FP16->FP32 round trips")
-    elif opts.precision == "int8":
+            raise ExportFailed(str(e), code=e.code, written=written) from None
+        written.append(target)
+        log(f"      kept FP32: {len(report['fp32_nodes'])} nodes {report['fp32_ops']}; "
+            f"{report['casts']} Casts, {report['cast_round_trips']} FP32->FP16->FP32 round trips")
+        return report
+    if opts.precision == "int8":
         log("[2/4] INT8: explicit Q/DQ from calibration images (ModelOpt)")
         try:
-            precision_report = quantize_int8(fp32_path, onnx_path, _calibration(config, opts.calib_images), cat_modules)
+            report = quantize_int8(fp32_path, target, calibration, cat_modules)
         except PrecisionError as e:
-            raise ExportFailed(str(e), written=written) from None
-        written.append(onnx_path)
-        log(f"      {precision_report['quantize_linear']} Q / {precision_report['dequantize_linear']} DQ nodes, "
-            f"{len(precision_report['fp32_nodes'])} nodes kept FP32, {precision_report['calibration_images']} "
-            "calibration images")
-    else:
-        log("[2/4] precision fp32")
+            raise ExportFailed(str(e), code=e.code, written=written) from None
+        written.append(target)
+        log(f"      {report['quantize_linear']} Q / {report['dequantize_linear']} DQ nodes, "
+            f"{len(report['fp32_nodes'])} nodes kept FP32, {report['calibration_images']} calibration images")
+        return report
+    log("[2/4] precision fp32")
+    return {"precision": "fp32", "policy": "all FP32", "fp32_nodes": "all"}
 
-    sidecar = {
+
+def _sidecar(config, opts: ExportOptions, names: list[str], imgsz, profile: ShapeProfile,
+             precision_report: dict[str, Any]) -> dict[str, Any]:
+    detect = config.task == "detect"
+    return {
         "model": config.to_dict(),
         "task": config.task,
         "class_names": list(config.class_names),
@@ -177,70 +288,63 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = print) -> dict[
         "profile": profile.to_dict(),
         "dynamic": profile.dynamic,
         "gep": opts.gep,
-        "nms": opts.nms if config.task == "detect" else None,
-        "postprocess": {"conf": opts.conf, "iou": opts.iou, "max_det": opts.max_det} if config.task == "detect" else None,
+        "nms": opts.nms if detect else None,
+        "postprocess": {"conf": opts.conf, "iou": opts.iou, "max_det": opts.max_det} if detect else None,
         "precision": precision_report,
         "opset": opts.opset,
         "checkpoint": str(opts.ckpt),
         "versions": versions(),
         "options": asdict(opts),
     }
-    write_sidecar(onnx_path, sidecar)
-    written.append(sidecar_path(onnx_path))
 
-    report = None
+
+def _parity(model, artefact: Path, sidecar: dict[str, Any], opts: ExportOptions, per_module: bool,
+            log: Callable[[str], None]) -> dict[str, Any]:
+    """Parity of ``artefact`` against ``model``; the report is also stored in ``sidecar["parity"]``."""
+    from ..validate.check import validate_artefact
+    from ..validate.parity import summarize
+
+    samples = _samples(opts)
+    if samples is None:
+        log("      no sample images (assets/samples is missing): parity on random inputs and synthetic scenes")
+    report = validate_artefact(model, artefact, sidecar, samples, opts.val_images, per_module, opts.device, log)
+    sidecar["parity"] = report
+    for line in summarize(report):
+        log("      " + line)
+    return report
+
+
+def _parity_failed(staged: Path, final: Path) -> str:
+    kept = f"the validated '{final.name}' was left as it was" if final.exists() else f"'{final.name}' was not written"
+    return (f"parity check failed for '{staged}' (report in {sidecar_path(staged).name}); {kept}; "
+            "rerun with --per-module to find the first diverging CAT module")
+
+
+def _engine(model, onnx_path: Path, sidecar: dict[str, Any], profile: ShapeProfile, opts: ExportOptions,
+            written: list[Path], log: Callable[[str], None]) -> Path:
+    """Step 4: build the TensorRT engine from the (validated) ONNX; staged and promoted like the ONNX."""
+    from ..runtime.runners import BackendUnavailable
+    from .tensorrt import BuildFlags, EngineBuildError, build_engine
+
+    engine_path = onnx_path.with_suffix(".engine")
+    target = _staged(engine_path) if opts.validate else engine_path
+    log(f"[4/4] TensorRT engine {engine_path.name}")
+    try:
+        info = build_engine(onnx_path, target, profile, precision=opts.precision, workspace_gib=opts.workspace_gib,
+                            timing_cache=opts.timing_cache or str(onnx_path.parent / "timing.cache"),
+                            register_plugin=opts.gep == "plugin", log=log,
+                            flags=BuildFlags(opts.tf32, opts.version_compatible, opts.hardware_compatible))
+    except (BackendUnavailable, EngineBuildError) as e:
+        raise ExportFailed(str(e), code=3, written=written) from None
+    engine_sidecar = {**sidecar, "engine": info, "onnx": onnx_path.name, "versions": versions()}
+    engine_sidecar.pop("parity", None)
+    _write_sidecar(target, engine_sidecar, validated=False)
+    written += [target, sidecar_path(target)]
     if opts.validate:
-        from ..validate.check import validate_artefact
-        from ..validate.parity import summarize
-
-        log(f"[3/4] parity of {onnx_path.name} against PyTorch (ONNX Runtime)")
-        report = validate_artefact(model, onnx_path, sidecar, _samples(opts), opts.val_images, opts.per_module,
-                                   opts.device, log)
-        sidecar["parity"] = report
-        write_sidecar(onnx_path, sidecar)
-        for line in summarize(report):
-            log("      " + line)
-    else:
-        log("[3/4] parity check skipped (--no-validate)")
-
-    result = {"artefacts": written, "parity": report, "passed": report is None or report["passed"],
-              "onnx": onnx_path, "profile": profile, "precision": opts.precision}
-    if report is not None and not report["passed"]:
-        raise ExportFailed(f"parity check failed for '{onnx_path}' (report in {sidecar_path(onnx_path).name}); "
-                           "rerun with --per-module to find the first diverging CAT module", code=1, written=written)
-
-    if opts.format == "trt":
-        from ..runtime.runners import BackendUnavailable
-        from .tensorrt import BuildFlags, EngineBuildError, build_engine
-
-        engine_path = out_dir / f"{opts.name}.engine"
-        log(f"[4/4] TensorRT engine {engine_path.name}")
-        try:
-            info = build_engine(onnx_path, engine_path, profile, precision=opts.precision,
-                                workspace_gib=opts.workspace_gib,
-                                timing_cache=opts.timing_cache or str(out_dir / "timing.cache"),
-                                register_plugin=opts.gep == "plugin", log=log,
-                                flags=BuildFlags(opts.tf32, opts.version_compatible, opts.hardware_compatible))
-        except (BackendUnavailable, EngineBuildError) as e:
-            raise ExportFailed(str(e), code=3, written=written) from None
-        engine_sidecar = {**sidecar, "engine": info, "onnx": onnx_path.name, "versions": versions()}
-        engine_sidecar.pop("parity", None)
-        write_sidecar(engine_path, engine_sidecar)
-        written += [engine_path, sidecar_path(engine_path)]
-        if opts.validate:
-            from ..validate.check import validate_artefact
-            from ..validate.parity import summarize
-
-            eng_report = validate_artefact(model, engine_path, engine_sidecar, _samples(opts), opts.val_images,
-                                           False, opts.device, log)
-            engine_sidecar["parity"] = eng_report
-            write_sidecar(engine_path, engine_sidecar)
-            for line in summarize(eng_report):
-                log("      " + line)
-            if not eng_report["passed"]:
-                raise ExportFailed(f"parity check failed for '{engine_path}'", code=1, written=written)
-        result["engine"] = engine_path
-    else:
-        log("[4/4] no engine requested (--format onnx)")
-    result["artefacts"] = written
-    return result
+        report = _parity(model, target, engine_sidecar, opts, False, log)
+        if not report["passed"]:
+            _write_sidecar(target, engine_sidecar, validated=False)
+            raise ExportFailed(_parity_failed(target, engine_path), code=1, written=written)
+        _promote(target, engine_path, engine_sidecar)
+        written[-2:] = [engine_path, sidecar_path(engine_path)]
+    return engine_path

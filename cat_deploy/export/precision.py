@@ -125,7 +125,14 @@ def fp32_keep_list(model, cat_modules: Sequence[str], reweighting: bool = False)
 
 
 class PrecisionError(RuntimeError):
-    """FP16/INT8 conversion cannot run; the message says what to install or do instead."""
+    """FP16/INT8 conversion cannot run; the message says what to install or do instead.
+
+    ``code`` is export.py's exit status: 3 for a missing dependency, 4 when ModelOpt itself failed.
+    """
+
+    def __init__(self, message: str, code: int = 3):
+        super().__init__(message)
+        self.code = code
 
 
 MODELOPT_HINT = ("--precision {p} needs NVIDIA ModelOpt: pip install 'cat-deploy[quant]' "
@@ -186,7 +193,7 @@ def _quiet(precision: str):
         raise
     except Exception as e:
         last = (str(e).strip().splitlines() or [type(e).__name__])[-1][:300]
-        raise PrecisionError(f"ModelOpt {precision} conversion failed: {last}") from None
+        raise PrecisionError(f"ModelOpt {precision} conversion failed: {last}", code=4) from None
     finally:
         configure_logging(logging.WARNING)
 

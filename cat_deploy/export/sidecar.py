@@ -93,6 +93,9 @@ def read_sidecar(artefact: str | os.PathLike) -> dict[str, Any]:
             data = json.load(f)
     except (OSError, json.JSONDecodeError) as e:
         raise SidecarError(f"sidecar '{path}' is not valid JSON ({e}); re-export with export.py") from None
+    if not isinstance(data, dict):
+        raise SidecarError(f"sidecar '{path}' holds a JSON {type(data).__name__}, not an object: it is not a "
+                           "cat-deploy sidecar; re-export with export.py")
     if data.get("format") != SIDECAR_FORMAT:
         raise SidecarError(f"'{path}' is not a cat-deploy sidecar; re-export with export.py")
     return data

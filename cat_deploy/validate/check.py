@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 
 from ..config import ModelConfig
-from ..data.image import list_images, read_image
+from ..data.image import ImageReadError, list_images, read_image
 from ..export.deploy import deploy_module, output_names
 from ..export.onnx import ShapeProfile, cat_module_names
 from ..layers import set_gep
@@ -45,14 +45,22 @@ def open_runner(path: str | Path, device: str = "auto") -> Runner:
     raise ValueError(f"'{path}': unknown artefact type {suffix!r}; expected .onnx, .engine or .plan")
 
 
-def sample_batch(config: ModelConfig, shape: Sequence[int], samples: Optional[str | Path]) -> Optional[np.ndarray]:
-    """Sample images pre-processed to ``shape`` (B, 3, H, W), cycling files to fill the batch; None if none."""
+def sample_batch(config: ModelConfig, shape: Sequence[int], samples: Optional[str | Path],
+                 log: Callable[[str], None] = print) -> Optional[np.ndarray]:
+    """Sample images pre-processed to ``shape`` (B, 3, H, W), cycling files to fill the batch; None if none.
+
+    Images that cannot be read are skipped and named through ``log``."""
     if not samples or not Path(samples).is_dir():
         return None
-    files = list_images(samples)
-    if not files:
+    imgs = []
+    for f in list_images(samples):
+        try:
+            imgs.append(preprocess(read_image(f), shape[2:], config.mean, config.std, config.letterbox)[0])
+        except ImageReadError as e:
+            log(f"  samples: skipped {f.name}: {e.reason}")
+    if not imgs:
+        log(f"  samples: no readable image in '{samples}': parity on random inputs only")
         return None
-    imgs = [preprocess(read_image(f), shape[2:], config.mean, config.std, config.letterbox)[0] for f in files]
     return np.stack([imgs[i % len(imgs)] for i in range(max(shape[0], len(imgs)))]).astype(np.float32)
 
 
@@ -117,7 +125,7 @@ def validate_artefact(
     with open_runner(artefact, device) as runner:
         report["backend"] = getattr(runner, "providers", [runner.name])
         cases = []
-        sample = sample_batch(config, profile.opt, samples)
+        sample = sample_batch(config, profile.opt, samples, log)
         if sample is not None:
             cases.append(("samples@" + "x".join(map(str, profile.opt)), sample[: profile.opt[0]]))
         for shape in profile.shapes():

@@ -56,13 +56,16 @@ def _stats(ref: np.ndarray, out: np.ndarray, tol: Tolerance) -> dict[str, Any]:
     s["max_rel"] = float((diff / np.maximum(r, 1e-6)).max()) if diff.size else 0.0
     a, b = out64[finite].ravel(), ref64[finite].ravel()
     na, nb = np.linalg.norm(a), np.linalg.norm(b)
-    s["cosine"] = float(a @ b / (na * nb)) if na > 0 and nb > 0 else float(na == nb)
+    s["cosine"] = (float(a @ b / (na * nb)) if na > 0 and nb > 0 else float(na == nb)) if a.size else float("nan")
     scale = max(float(r.max()), 1e-12) if r.size else 1.0  # atol is relative to the output's range
     outside = (diff > tol.atol * scale + tol.rtol * r).sum() if diff.size else 0
     s["outside_frac"] = float(outside / max(1, ref64.size))
     reasons = []
-    if s["nan_out"] > s["nan_ref"] or s["inf_out"] > s["inf_ref"]:
-        reasons.append("NaN/Inf in the artefact's output where PyTorch's is finite")
+    new_nonfinite = int((~np.isfinite(out64) & np.isfinite(ref64)).sum())  # by position, not by count
+    if new_nonfinite:
+        reasons.append(f"NaN/Inf in the artefact's output where PyTorch's is finite ({new_nonfinite} elements)")
+    if not finite.any():
+        reasons.append("no finite values to compare (cosine and errors over an empty set prove nothing)")
     if s["cosine"] < tol.min_cosine:
         reasons.append(f"cosine {s['cosine']:.6f} < {tol.min_cosine}")
     if s["outside_frac"] > tol.max_outside:

@@ -167,5 +167,5 @@ def test_int8_needs_calibration_and_modelopt(ckpt, tmp_path):
     if importlib.util.find_spec("modelopt") is None:
         r = run_cli("--ckpt", str(ckpt), "--out", str(tmp_path / "b"), "--precision", "int8",
                     "--calib-images", str(ROOT / "assets" / "samples"), "--no-validate")
-        assert r.returncode == 2 and "nvidia-modelopt" in r.stderr and "Traceback" not in r.stderr
-        assert (tmp_path / "b" / "cat.fp32.onnx").is_file()  # what was written is kept
+        assert r.returncode == 3 and "nvidia-modelopt" in r.stderr and "Traceback" not in r.stderr  # 3: missing
+        assert not (tmp_path / "b" / "cat.fp32.onnx").exists()  # said before the export, not after it

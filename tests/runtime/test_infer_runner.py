@@ -177,8 +177,8 @@ def test_bad_files_are_reported_and_the_rest_detected(detector, samples, tmp_pat
         w, h = sizes[a["file_name"]]
         x, y, bw, bh = a["bbox"]
         assert x >= 0 and y >= 0 and x + bw <= w + 0.01 and y + bh <= h + 0.01
-    assert len(list((tmp_path / "out" / "images").glob("*.jpg"))) == 6
-    assert len(list((tmp_path / "out" / "labels").glob("*.txt"))) == 6
+    assert sorted(p.name for p in (tmp_path / "out" / "images").iterdir()) == sorted(sizes)  # one each, own format
+    assert sorted(p.name for p in (tmp_path / "out" / "labels").glob("*.txt")) == sorted(f"{n}.txt" for n in sizes)
     out = capsys.readouterr()
     assert "skipped c_text.jpg" in out.err and "p99" in out.out
 
@@ -300,7 +300,7 @@ def test_cli_errors_are_one_line(detector, tmp_path, capsys, argv, words):
         if importlib.util.find_spec("tensorrt"):
             pytest.skip("TensorRT is installed: this case checks the install hint")
     argv = [a.format(tmp=tmp_path, ckpt=ckpt, onnx=onnx) for a in argv]
-    assert infer.main(argv) == 2
+    assert infer.main(argv) == (3 if "pip install" in words else 2)  # 3: a missing backend
     err = capsys.readouterr().err.strip()
     assert err.startswith("infer.py: error: ") and "\n" not in err and "Traceback" not in err
     for w in words:
