@@ -140,6 +140,7 @@ def _losing_init(init):
     return __init__
 
 
+@pytest.mark.slow
 def test_export_cli_flags_reach_the_engine_sidecar(tmp_path):
     """``export.py --format trt --tf32 --version-compatible --hardware-compatible`` on the 11.4 stand-in."""
     code = (
