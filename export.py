@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from cat_deploy import cli
-from cat_deploy.export.pipeline import ExportFailed, ExportOptions, run_export
+from cat_deploy.exporter import ExportFailed, ExportOptions, run_export
 
 
 def parse_args(argv=None) -> ExportOptions:

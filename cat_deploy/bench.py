@@ -29,11 +29,13 @@ from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
+import onnxruntime
 import torch
 
 from . import cli
-from .checkpoint import atomic_write
-from .export.onnx import ShapeProfile, export_onnx
+from .core.files import atomic_write
+from .core.sidecar import ShapeProfile
+from .export.onnx import export_onnx
 from .layers import set_gep
 from .models import create_model
 from .models.profile import count_macs, count_params
@@ -48,8 +50,6 @@ MODELS = {"resnet50": ("resnet50", (224, 224)), "detector": ("retinanet_tiny", (
 
 
 def machine_info(threads: int) -> dict[str, Any]:
-    import onnxruntime
-
     cpu = platform.processor() or "unknown"
     try:
         with open("/proc/cpuinfo") as f:
@@ -78,9 +78,7 @@ def build(model_key: str, variant: str) -> torch.nn.Module:
 
 
 def _ort_session(path: Path, threads: int, profile_prefix: Optional[str] = None):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
+    opts = onnxruntime.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     # No spin-waiting after a run: with several sessions interleaved, one session's spinning
@@ -89,7 +87,7 @@ def _ort_session(path: Path, threads: int, profile_prefix: Optional[str] = None)
     if profile_prefix:
         opts.enable_profiling = True
         opts.profile_file_prefix = profile_prefix
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return onnxruntime.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
 def run(models: list[str], variants: list[str], backends: list[str], reps: int, warmup: int, threads: int,

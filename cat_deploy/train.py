@@ -21,11 +21,16 @@ from typing import Optional
 
 import numpy as np
 import torch
+from timm.utils import ModelEmaV3
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .checkpoint import CheckpointError, atomic_write, load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, save_checkpoint
 from .config import ModelConfig
+from .core.errors import CheckpointError
+from .core.files import atomic_write
+from .data.coco import CocoDetection, collate_detection
+from .data.synthetic import generate_dataset
 from .models import build_model, create_model, detection_loss
 from .paths import output_dir
 from .validate.coco_eval import evaluate_detector
@@ -75,8 +80,6 @@ def prepare_synthetic(root: str | os.PathLike, num_train: int, num_val: int, siz
 
     The validation scenes use a different seed, so they are held out from training.
     """
-    from .data.synthetic import generate_dataset
-
     root = Path(root)
     anns = []
     for split, num, split_seed in (("train", num_train, seed), ("val", num_val, seed + 1_000_003)):
@@ -103,8 +106,6 @@ def _lr_lambda(warmup: int, total: int, final: float = 0.05):
 
 
 def _datasets(cfg: TrainConfig, input_size: tuple[int, int], mean, std):
-    from .data.coco import CocoDetection
-
     train_ann, val_ann = cfg.train_ann, cfg.val_ann
     train_images, val_images = cfg.train_images, cfg.val_images
     if cfg.synthetic:
@@ -139,9 +140,6 @@ def train(cfg: TrainConfig, log=print) -> dict:
     Example:
         >>> train(TrainConfig(synthetic="data/synth", epochs=1, out="runs/smoke"))
     """
-    from .data.coco import collate_detection
-    from timm.utils import ModelEmaV3
-
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     if cfg.threads:

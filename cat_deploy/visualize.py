@@ -21,11 +21,16 @@ import numpy as np
 import torch
 
 from . import cli
-from .checkpoint import CheckpointError, atomic_write, load_model
+from .checkpoint import load_model
+from .core.errors import CheckpointError
+from .core.files import atomic_write
+from .core.optional import lazy_import
 from .data.image import ImageReadError, read_image
 from .layers import CAT
 from .paths import output_dir, refuse_inputs
 from .runtime.processing import preprocess
+
+mpl_figure = lazy_import("matplotlib.figure", "python -m cat_deploy.visualize")
 
 OUTPUTS = ("attention_maps.png", "colla_factors.png", "colla_factors.json")
 
@@ -78,11 +83,6 @@ def render(ckpt: str, image_path: str, out: str | Path) -> list[Path]:
     """Draw the figures for ``ckpt`` on ``image_path`` into ``out``; returns the files written."""
     out = output_dir(out)
     refuse_inputs([out / name for name in OUTPUTS], [ckpt, image_path], "--out")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     model = load_model(ckpt)
     cfg = model.config
     rgb = read_image(image_path)
@@ -92,8 +92,8 @@ def render(ckpt: str, image_path: str, out: str | Path) -> list[Path]:
         raise ValueError(f"'{ckpt}' has no CAT modules (attention: {cfg.attn}); nothing to draw")
     shown = ((x.transpose(1, 2, 0) * np.array(cfg.std) + np.array(cfg.mean)).clip(0, 1))
 
-    fig, axes = plt.subplots(len(stages), 4, figsize=(4 * 3.2, len(stages) * 3.2 * cfg.input_size[0] / cfg.input_size[1] + 0.6),
-                             squeeze=False)
+    fig = mpl_figure.Figure(figsize=(4 * 3.2, len(stages) * 3.2 * cfg.input_size[0] / cfg.input_size[1] + 0.6))
+    axes = fig.subplots(len(stages), 4, squeeze=False)
     titles = ["input", "-S_avg (GAP)", "S_max (GMP)", "S_ent (GEP)"]
     for row, (name, maps) in enumerate(stages):
         axes[row, 0].imshow(shown)
@@ -112,11 +112,11 @@ def render(ckpt: str, image_path: str, out: str | Path) -> list[Path]:
     fig.tight_layout()
     maps_png = out / "attention_maps.png"
     atomic_write(maps_png, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
 
     rows = colla_factors(model)
     depth = np.arange(1, len(rows) + 1)
-    fig, (a0, a1) = plt.subplots(1, 2, figsize=(11, 3.6))
+    fig = mpl_figure.Figure(figsize=(11, 3.6))
+    a0, a1 = fig.subplots(1, 2)
     a0.plot(depth, [r["Cw"] for r in rows], "o-", label="C_w (channel)")
     a0.plot(depth, [r["Sw"] for r in rows], "s-", label="S_w (spatial)")
     a0.set_xlabel("CAT module (depth)")
@@ -132,7 +132,6 @@ def render(ckpt: str, image_path: str, out: str | Path) -> list[Path]:
     fig.tight_layout()
     factors_png = out / "colla_factors.png"
     atomic_write(factors_png, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
     atomic_write(out / "colla_factors.json", lambda tmp: Path(tmp).write_text(json.dumps(rows, indent=1)))
     return [maps_png, factors_png, out / "colla_factors.json"]
 

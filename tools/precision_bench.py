@@ -30,8 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cat_deploy.bench import _ort_session, machine_info  # noqa: E402
-from cat_deploy.checkpoint import atomic_write, load_model  # noqa: E402
-from cat_deploy.export.pipeline import ExportFailed, ExportOptions, run_export  # noqa: E402
+from cat_deploy.checkpoint import load_model  # noqa: E402
+from cat_deploy.core.files import atomic_write  # noqa: E402
+from cat_deploy.exporter import ExportFailed, ExportOptions, run_export  # noqa: E402
 from cat_deploy.validate.check import sample_batch  # noqa: E402
 
 PRECISIONS = ("fp32", "fp16", "int8")

@@ -40,10 +40,13 @@ from typing import Sequence
 
 import numpy as np
 
+from ..core.files import atomic_write
+from ..core.plugin_ids import DOMAIN, OP_TYPE
+from ..core.sidecar import PRECISIONS
+
 __all__ = ["PRECISIONS", "PrecisionError", "MODELOPT_HINT", "fp32_keep_list", "edge_layers", "convert_fp16",
            "quantize_int8", "cast_round_trips", "scope_module", "node_module_map"]
 
-PRECISIONS = ("fp32", "fp16", "int8")
 ALWAYS_FP32_OPS = ("Softmax", "Sigmoid", "NonMaxSuppression")
 POSTPROCESS_SCOPE = "postprocess"
 
@@ -161,17 +164,14 @@ def _name_pattern(names: Sequence[str]) -> list[str]:
 def _check_plugin(model, precision: str) -> None:
     import importlib.util
 
-    from .plugin import graph_has_plugin
-
-    if graph_has_plugin(model) and importlib.util.find_spec("tensorrt") is None:
+    has_plugin = any(n.op_type == OP_TYPE and n.domain == DOMAIN for n in model.graph.node)
+    if has_plugin and importlib.util.find_spec("tensorrt") is None:
         raise PrecisionError(f"--precision {precision} with --gep plugin needs TensorRT on this machine (ModelOpt types "
                              "custom nodes with TensorRT); export with --gep stable, or fp32 with --gep plugin")
 
 
 def _restore_plugin_domain(model) -> None:
     """ModelOpt moves custom nodes to its TensorRT plugin domain; the node keeps ours (ONNX Runtime twin, parser)."""
-    from .plugin import DOMAIN, OP_TYPE
-
     for node in model.graph.node:
         if node.op_type == OP_TYPE:
             node.domain = DOMAIN
@@ -241,8 +241,6 @@ def convert_fp16(src: str | os.PathLike, dst: str | os.PathLike, cat_modules: Se
     """Write the mixed-precision version of ``src`` to ``dst`` (ModelOpt AutoCast); return the sidecar's precision report."""
     import onnx
 
-    from ..checkpoint import atomic_write
-
     modelopt = _require_modelopt("fp16")
     model = onnx.load(str(src))
     _check_plugin(model, "fp16")
@@ -301,8 +299,6 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, calibration: n
     quantisation; every node that is not quantized stays FP32.
     """
     import onnx
-
-    from ..checkpoint import atomic_write
 
     modelopt = _require_modelopt("int8")
     model = onnx.load(str(src))

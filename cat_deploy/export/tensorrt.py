@@ -16,15 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from ..checkpoint import atomic_write
-from ..runtime.runners import BackendUnavailable
-from .onnx import ShapeProfile
+from ..core import optional
+from ..core.files import atomic_write
+from ..core.optional import lazy_import
+from ..core.sidecar import ShapeProfile
 
-__all__ = ["require_tensorrt", "build_engine", "BuildFlags", "EngineBuildError", "INSTALL_HINT", "TIMING_CACHE_REFUSED"]
+__all__ = ["require_tensorrt", "build_engine", "BuildFlags", "EngineBuildError", "TIMING_CACHE_REFUSED"]
 
-INSTALL_HINT = ("TensorRT is not installed: on a machine with an NVIDIA GPU and driver run "
-                "pip install 'cat-deploy[trt]' (TensorRT >= 10.9 and cuda-python), then rerun with --format trt; "
-                "the ONNX file runs as it is with ONNX Runtime (python infer.py --engine FILE.onnx)")
+_INSTEAD = ("then rerun with --format trt; the ONNX file runs as it is with ONNX Runtime "
+                "(python infer.py --engine FILE.onnx)")
+
+cat_pool_trt = lazy_import("cat_deploy.plugins.cat_pool_trt", "--gep plugin engines")
 
 
 class EngineBuildError(RuntimeError):
@@ -32,15 +34,8 @@ class EngineBuildError(RuntimeError):
 
 
 def require_tensorrt():
-    try:
-        import tensorrt as trt
-    except ImportError:
-        raise BackendUnavailable(INSTALL_HINT) from None
-    major, minor = (int(x) for x in trt.__version__.split(".")[:2])
-    if (major, minor) < (10, 9):
-        raise BackendUnavailable(f"TensorRT {trt.__version__} is too old: cat-deploy needs >= 10.9 "
-                                 "(ahead-of-time Python plugins, strongly typed networks); pip install -U tensorrt")
-    return trt
+    """The ``tensorrt`` module (>= 10.9), or :class:`~cat_deploy.core.errors.MissingDependency` saying what to do."""
+    return optional.require_tensorrt("--format trt", _INSTEAD)
 
 
 TIMING_CACHE_REFUSED = "timing cache ignored: from another device/version"
@@ -94,7 +89,7 @@ def build_engine(
     """
     trt = require_tensorrt()
     if register_plugin:
-        from plugins import cat_pool_trt  # noqa: F401  (registers cat_deploy::FusedCatPool before parsing)
+        cat_pool_trt.register_plugin()  # cat_deploy::FusedCatPool, before the parser meets the node
 
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)

@@ -4,14 +4,17 @@
 :class:`ModelSpec` holds what pre- and post-processing need: from the sidecar for
 exported artefacts, from ``model.config`` for checkpoints (which export the same
 raw ``cls_logits, box_deltas`` as a host-NMS ONNX file). Opening never loads the
-heavy runtime: that happens when the runner is entered. A sidecar is checked before
-use: it must describe this artefact (its recorded size), agree with itself (class
-names and class count, detector levels and anchor sizes, input size within the shape
-profile, finite mean and positive std), and, on the first batch, with the model's
-outputs (:func:`check_outputs`); each disagreement is one line naming the field.
+heavy runtime: that happens when the runner is entered. Only checkpoints need PyTorch
+(imported then, through :func:`~cat_deploy.core.optional.lazy_import`). A sidecar is
+checked before use: it must describe this artefact (its recorded size), agree with itself
+(class names and class count, detector levels and anchor sizes, input size within the
+shape profile, finite mean and positive std; :class:`~cat_deploy.core.sidecar.Sidecar`
+checks each field's kind), and, on the first batch, with the model's outputs
+(:func:`check_outputs`); each disagreement is one line naming the field.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from dataclasses import dataclass
@@ -20,12 +23,20 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..config import DetectorOptions, ModelConfig
+from ..config import PAD_VALUE, DetectorOptions, ModelConfig
+from ..core.errors import BackendUnavailable, CheckpointError, MissingDependency, SidecarError
+from ..core.optional import is_available, lazy_import
+from ..core.sidecar import Sidecar, read_sidecar, sidecar_path
 from .processing import anchors_for, preprocess
-from .runners import BackendUnavailable, OnnxRuntimeRunner, Runner, TorchRunner
+from .runners import OnnxRuntimeRunner, Runner, TorchRunner
+from .tensorrt import TensorRTRunner, install_hint
 
 __all__ = ["ModelSpec", "ModelError", "open_model", "spec_from_sidecar", "spec_from_config", "check_outputs",
            "ENGINE_SUFFIXES"]
+
+torch = lazy_import("torch", "python infer.py on a .pth checkpoint")
+checkpoint = lazy_import("cat_deploy.checkpoint", "python infer.py on a .pth checkpoint",
+                         "or run the exported .onnx/.engine, which needs no PyTorch")
 
 ENGINE_SUFFIXES = (".engine", ".plan")
 MODEL_SUFFIXES = ENGINE_SUFFIXES + (".onnx", ".pth", ".pt")
@@ -48,12 +59,13 @@ class ModelSpec:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     letterbox: bool = True
-    pad_value: int = 114
+    pad_value: int = PAD_VALUE
     channel_order: str = "RGB"
     nms: str = "host"  # "host": raw outputs, decode + NMS here; "graph": fixed-size outputs from the model
     batch_range: tuple[int, int] = (1, 1 << 16)  # (min, max) batch the model accepts
     default_batch: int = 1
     baked: Optional[dict[str, Any]] = None  # conf/iou/max_det fixed at export (nms="graph")
+    plugin: bool = False  # the graph holds the fused CAT pooling node (gep="plugin")
     validated: Optional[bool] = None  # the sidecar records passed parity (None: a checkpoint, nothing to check)
 
     @property
@@ -72,48 +84,35 @@ def _check_task(path, task: str) -> None:
         raise ModelError(f"'{path}' is a {task} model; infer.py runs detectors (task 'detect')")
 
 
-def spec_from_sidecar(path: str | os.PathLike, sidecar: dict[str, Any], backend: str) -> ModelSpec:
-    """:class:`ModelSpec` of an exported artefact from its sidecar (see ``cat_deploy/export/pipeline.py``)."""
-    try:
-        config = ModelConfig.from_dict(sidecar["model"])
-        _check_task(path, sidecar.get("task", config.task))
-        norm = sidecar.get("normalize", {})
-        scale = float(norm.get("scale", 1 / 255))
-        if abs(scale * 255 - 1) > 1e-6:
-            raise ModelError(f"sidecar of '{path}' asks for input scale {scale}; this runner feeds (x/255 - mean)/std: "
-                             "re-export with export.py")
-        profile = sidecar.get("profile") or {}
-        lo, opt, hi = (profile.get(k, [1]) for k in ("min", "opt", "max"))
-        order = str(sidecar.get("channel_order", "RGB")).upper()
-        if order not in ("RGB", "BGR"):
-            raise ModelError(f"sidecar of '{path}' has channel_order {order!r}; expected RGB or BGR")
-        spec = ModelSpec(
-            backend=backend,
-            input_name=sidecar.get("input_name", "images"),
-            output_names=tuple(sidecar.get("output_names") or ("cls_logits", "box_deltas")),
-            input_hw=tuple(int(v) for v in sidecar.get("input_size", config.input_size)),
-            class_names=tuple(sidecar.get("class_names") or config.class_names
-                              or [str(i) for i in range(config.num_classes)]),
-            detector=config.detector or DetectorOptions(),
-            mean=tuple(norm.get("mean", config.mean)),
-            std=tuple(norm.get("std", config.std)),
-            letterbox=bool(sidecar.get("letterbox", config.letterbox)),
-            pad_value=int(sidecar.get("pad_value", 114)),
-            channel_order=order,
-            nms=sidecar.get("nms") or "host",
-            batch_range=(int(lo[0]), int(hi[0])),
-            default_batch=int(opt[0]),
-            baked=sidecar.get("postprocess") if sidecar.get("nms") == "graph" else None,
-            validated=bool(sidecar["validated"]) if "validated" in sidecar
-            else bool((sidecar.get("parity") or {}).get("passed")),
-        )
-        _check_spec(path, spec, config, profile)
-        return spec
-    except (KeyError, TypeError, ValueError) as e:
-        if isinstance(e, ModelError):
-            raise
-        raise ModelError(f"sidecar of '{path}' is incomplete ({type(e).__name__}: {e}); "
-                         "re-export with export.py") from None
+def spec_from_sidecar(path: str | os.PathLike, sidecar: Sidecar, backend: str) -> ModelSpec:
+    """:class:`ModelSpec` of an exported artefact from its (field-checked) :class:`Sidecar`."""
+    config = sidecar.model
+    _check_task(path, config.task)
+    if abs(sidecar.normalize.scale * 255 - 1) > 1e-6:
+        raise ModelError(f"sidecar of '{path}' asks for input scale {sidecar.normalize.scale}; this runner feeds "
+                         "(x/255 - mean)/std: re-export with export.py")
+    profile = sidecar.profile
+    spec = ModelSpec(
+        backend=backend,
+        input_name=sidecar.input_name,
+        output_names=sidecar.output_names,
+        input_hw=sidecar.input_size,
+        class_names=sidecar.class_names or config.class_names or tuple(str(i) for i in range(config.num_classes)),
+        detector=config.detector or DetectorOptions(),
+        mean=sidecar.normalize.mean,
+        std=sidecar.normalize.std,
+        letterbox=sidecar.letterbox,
+        pad_value=sidecar.pad_value,
+        channel_order=sidecar.channel_order,
+        nms=sidecar.nms or "host",
+        batch_range=(profile.min[0], profile.max[0]),
+        default_batch=profile.opt[0],
+        baked=dataclasses.asdict(sidecar.postprocess) if sidecar.nms == "graph" and sidecar.postprocess else None,
+        plugin=sidecar.gep == "plugin",
+        validated=sidecar.validated if sidecar.validated is not None else bool((sidecar.parity or {}).get("passed")),
+    )
+    _check_spec(path, spec, config, profile.to_dict())
+    return spec
 
 
 def _finite(values) -> bool:
@@ -181,9 +180,7 @@ def spec_from_config(config: ModelConfig) -> ModelSpec:
     )
 
 
-def _sidecar_or_fail(path: Path, engine: bool) -> dict[str, Any]:
-    from ..export.sidecar import SidecarError, read_sidecar, sidecar_path
-
+def _sidecar_or_fail(path: Path, engine: bool) -> Sidecar:
     if not sidecar_path(path).is_file():
         flags = " --format trt" if engine else ""
         raise ModelError(f"'{path}' has no sidecar '{sidecar_path(path).name}' (input size, normalisation, classes): "
@@ -193,7 +190,7 @@ def _sidecar_or_fail(path: Path, engine: bool) -> dict[str, Any]:
         sidecar = read_sidecar(path)
     except SidecarError as e:
         raise ModelError(str(e)) from None
-    recorded, size = sidecar.get("artefact_bytes"), path.stat().st_size
+    recorded, size = sidecar.artefact_bytes, path.stat().st_size
     if recorded is not None and recorded != size:
         raise ModelError(f"sidecar '{sidecar_path(path).name}' describes a {recorded}-byte artefact but '{path}' has "
                          f"{size} bytes: they come from different exports; re-export with export.py")
@@ -226,34 +223,27 @@ def open_model(path: str | os.PathLike, device: str = "auto") -> tuple[Runner, M
         raise ModelError(f"--device must be auto, cpu or cuda, got {device!r}")
 
     if suffix in (".pth", ".pt"):
-        import torch
-
-        from ..checkpoint import CheckpointError, load_model
-
         try:
-            model = load_model(p)
-        except CheckpointError as e:
+            model = checkpoint.load_model(p)
+        except (CheckpointError, MissingDependency) as e:
             raise ModelError(str(e)) from None
         _check_task(p, model.config.task)
-        if device == "cuda" and not torch.cuda.is_available():
+        gpu = torch.cuda.is_available()
+        if device == "cuda" and not gpu:
             raise ModelError("--device cuda: PyTorch sees no CUDA GPU here; use --device cpu")
-        dev = "cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
+        dev = "cuda" if device in ("auto", "cuda") and gpu else "cpu"
         spec = spec_from_config(model.config)
         return TorchRunner(model, spec.output_names, spec.input_name, device=dev), spec
 
     if suffix == ".onnx":
         sidecar = _sidecar_or_fail(p, engine=False)
         spec = spec_from_sidecar(p, sidecar, "onnxruntime")
-        return OnnxRuntimeRunner(p, device=device), spec
+        return OnnxRuntimeRunner(p, device=device, plugin=spec.plugin), spec
 
     if device == "cpu":
         raise ModelError(f"'{p}' is a TensorRT engine, which runs on the GPU only; for --device cpu pass the "
                          f"ONNX file: python infer.py --engine {p.with_suffix('.onnx')} --device cpu")
-    import importlib.util
-
-    from .tensorrt import TensorRTRunner, install_hint
-
-    if importlib.util.find_spec("tensorrt") is None:  # without it nothing else matters: say so first
+    if not is_available("tensorrt"):  # without it nothing else matters: say so first
         raise BackendUnavailable(install_hint(p))
     sidecar = _sidecar_or_fail(p, engine=True)
     spec = spec_from_sidecar(p, sidecar, "tensorrt")

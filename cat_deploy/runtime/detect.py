@@ -32,7 +32,11 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
+from tqdm import tqdm
 
+from ..core.errors import BackendUnavailable
+from ..data.coco_eval import coco_map
+from ..data.coco_json import load_coco_json
 from ..data.image import DEFAULT_MAX_PIXELS, ImageReadError
 from ..data.transforms import Letterbox, boxes_to_original
 from ..paths import OutputPathError, is_within, output_dir, refuse_inputs, resolved
@@ -40,7 +44,7 @@ from .backends import ModelError, ModelSpec, check_outputs, choose_batch, open_m
 from .outputs import (Journal, StageTimes, coco_document, done_record, format_summary, image_ids, skip_record,
                       write_image_files, write_json)
 from .processing import detections_from_outputs
-from .runners import BackendUnavailable, Runner
+from .runners import Runner
 from .source import Item, Source, SourceError, open_source
 
 __all__ = ["DetectOptions", "InferError", "run_detection", "detect_source"]
@@ -99,8 +103,6 @@ def _check_options(o: DetectOptions) -> Optional[dict[str, Any]]:
         return None
     if not Path(o.annotations).is_file():
         raise InferError(f"--annotations '{o.annotations}' not found (a COCO json with images and annotations)")
-    from ..data.coco import load_coco_json
-
     try:
         return load_coco_json(o.annotations)
     except (ValueError, OSError) as e:
@@ -232,8 +234,6 @@ def detect_source(source: Source, runner: Runner, spec: ModelSpec, opts: DetectO
     """The run loop over an opened ``source`` with an entered ``runner``; returns the summary dict.
 
     ``gt``: the ``--annotations`` document, for COCO mAP at the end."""
-    from tqdm import tqdm
-
     out = Path(opts.out)
     changes = _resume(source, journal)
     resumed = len(journal.records)
@@ -421,8 +421,6 @@ def _summarize(source, spec, opts, journal, batch, times, processed, resumed, wa
 def _accuracy(gt: dict[str, Any], doc: dict[str, Any], class_names) -> dict[str, Any]:
     """COCO mAP of ``doc`` against the annotations ``gt`` (checked at the start), images matched by file name
     (relative path, then base name)."""
-    from ..validate.coco_eval import coco_map
-
     gt_images, gt_cats = gt["images"], gt["categories"]
     by_path = {str(im["file_name"]).replace("\\", "/"): im["id"] for im in gt_images}
     by_base = {}

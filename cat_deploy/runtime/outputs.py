@@ -8,7 +8,7 @@ rerun skips exactly the inputs it already did, even when files were added, remov
 edited in between (removed ones leave ``detections.json``, edited ones run again). The
 final ``detections.json`` is assembled from the journal in source order, so an
 interrupted-and-resumed run writes the same bytes as an uninterrupted one on the same
-inputs. Every other file is written atomically (:func:`cat_deploy.checkpoint.atomic_write`).
+inputs. Every other file is written atomically (:func:`cat_deploy.core.files.atomic_write`).
 Per-image files are named after the input's full name (:func:`~cat_deploy.runtime.source.output_name`),
 so each input has its own and a new input never renames another's.
 """
@@ -20,21 +20,14 @@ from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
-from ..checkpoint import atomic_write
-from ..validate.coco_eval import to_coco_results
+from ..core.files import atomic_write, write_json
+from ..data.coco_eval import to_coco_results
 from .source import output_name
 
 __all__ = ["Journal", "coco_document", "image_ids", "write_json", "write_image_files", "draw_detections",
            "StageTimes", "format_summary"]
-
-
-def write_json(path: str | os.PathLike, obj: Any, indent: Optional[int] = None) -> Path:
-    def write(tmp):
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=indent)
-
-    return atomic_write(path, write)
 
 
 class Journal:
@@ -197,8 +190,6 @@ _PALETTE = [(255, 56, 56), (255, 157, 151), (255, 112, 31), (255, 178, 29), (207
 def draw_detections(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray,
                     class_names: Sequence[str]):
     """A PIL image of ``image`` (RGB uint8) with boxes and ``name score`` labels drawn."""
-    from PIL import Image, ImageDraw, ImageFont
-
     img = Image.fromarray(image)
     d = ImageDraw.Draw(img)
     h, w = image.shape[:2]

@@ -24,6 +24,8 @@ from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 
+from ..core.errors import MissingDependency
+from ..core.optional import is_available, require
 from ..data.image import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageReadError, is_image_file, read_image
 
 __all__ = ["Item", "Source", "open_source", "input_identity", "output_name", "SourceError", "VIDEO_EXTENSIONS",
@@ -237,18 +239,12 @@ def _list_source(path: Path, max_pixels: int) -> Source:
 def _video_frames(path: Path) -> Iterator[tuple[Item, Loader]]:
     """Frames of ``path`` in order as RGB arrays (PyAV, else OpenCV)."""
     try:
-        import av
-    except ImportError:
-        av = None
-    if av is not None:
-        yield from _av_frames(av, path)
-        return
-    try:
-        import cv2
-    except ImportError:
-        raise ModuleNotFoundError(f"reading video '{path}' needs PyAV: pip install av (or opencv-python-headless); "
-                                  "or extract the frames to a folder first", name="av") from None
-    yield from _cv2_frames(cv2, path)
+        if is_available("av") or not is_available("cv2"):
+            yield from _av_frames(require("av", f"reading video '{path}'"), path)
+        else:
+            yield from _cv2_frames(require("cv2", f"reading video '{path}'"), path)
+    except MissingDependency as e:  # exit 3 (cli): a missing dependency, not bad input
+        raise MissingDependency(f"{e} (or opencv-python-headless); or extract the frames to a folder first") from None
 
 
 def _frame(path: Path, index: int) -> Item:

@@ -12,11 +12,12 @@ import sys
 from pathlib import Path
 
 from .. import cli
-from ..checkpoint import CheckpointError, atomic_write, load_model
-from ..export.sidecar import SidecarError, read_sidecar, sidecar_path
+from ..checkpoint import load_model
+from ..core.errors import BackendUnavailable, CheckpointError, SidecarError
+from ..core.files import atomic_write
+from ..core.sidecar import read_sidecar, sidecar_path
 from ..paths import output_file
-from ..runtime.runners import BackendUnavailable
-from .check import validate_artefact
+from .check import DEFAULT_SAMPLES, validate_artefact
 from .parity import summarize
 
 PROG = "cat_deploy.validate"
@@ -37,8 +38,6 @@ def _main(argv) -> int:
     p.add_argument("--json", help="also write the report to this file")
     cli.add_debug_flag(p)
     a = p.parse_args(argv)
-    from ..export.pipeline import DEFAULT_SAMPLES
-
     try:
         if a.samples and not Path(a.samples).is_dir():
             raise ValueError(f"--samples '{a.samples}' is not a folder: pass a folder of images, or leave the flag "

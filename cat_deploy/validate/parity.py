@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 import numpy as np
+import torch
+from torchvision.ops import box_iou
 
 __all__ = ["Tolerance", "TOLERANCES", "compare_outputs", "match_detections", "summarize"]
 
@@ -82,16 +84,6 @@ def compare_outputs(ref: dict[str, np.ndarray], out: dict[str, np.ndarray], tol:
     return {n: _stats(ref[n], out[n], tol) for n in (names or ref.keys())}
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(-1)
-    area = lambda x: np.clip(x[:, 2:] - x[:, :2], 0, None).prod(-1)
-    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
-
-
 def match_detections(ref: Sequence[dict], out: Sequence[dict], iou: float = 0.9) -> dict[str, float]:
     """Greedy same-class matching at IoU >= ``iou`` over images; dicts of boxes/scores/labels (numpy).
 
@@ -106,7 +98,7 @@ def match_detections(ref: Sequence[dict], out: Sequence[dict], iou: float = 0.9)
         rl, ol = np.asarray(r["labels"]), np.asarray(o["labels"])
         n_ref += len(rb)
         n_out += len(ob)
-        ious = _iou(rb, ob)
+        ious = np.nan_to_num(box_iou(torch.from_numpy(rb), torch.from_numpy(ob)).numpy())  # 0/0 for empty boxes
         ious[rl[:, None] != ol[None, :]] = 0
         used = np.zeros(len(ob), bool)
         for i in np.argsort(-rs):

@@ -12,7 +12,7 @@ import torch
 from onnx import numpy_helper
 
 from cat_deploy import save_checkpoint
-from cat_deploy.export.pipeline import ExportOptions, run_export
+from cat_deploy.exporter import ExportOptions, run_export
 from cat_deploy.export.precision import node_module_map
 from cat_deploy.export.onnx import cat_module_names
 from cat_deploy.models import create_model

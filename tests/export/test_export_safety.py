@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cat_deploy import save_checkpoint
-from cat_deploy.export.pipeline import ExportOptions, run_export
+from cat_deploy.exporter import ExportOptions, run_export
 from cat_deploy.models import create_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,7 +49,7 @@ def _pair(out: Path, name="cat.onnx"):
 def test_interrupted_reexport_keeps_the_validated_pair(small_ckpt, tmp_path, monkeypatch):
     """Case 5: interrupting a re-export during parity left an unvalidated artefact where a validated one was."""
     from cat_deploy.runtime.detect import DetectOptions, run_detection
-    from cat_deploy.validate import check
+    from cat_deploy import exporter  # run_export's parity step calls exporter.validate_artefact
 
     out = tmp_path / "out"
     res = run_export(_opts(small_ckpt, out), log=lambda s: None)
@@ -60,7 +60,7 @@ def test_interrupted_reexport_keeps_the_validated_pair(small_ckpt, tmp_path, mon
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(check, "validate_artefact", interrupted)
+    monkeypatch.setattr(exporter, "validate_artefact", interrupted)
     with pytest.raises(KeyboardInterrupt):  # another GEP formulation: other bytes
         run_export(_opts(small_ckpt, out, gep="reference"), log=lambda s: None)
     assert _pair(out) == (old_bytes, old_side), "the validated pair was replaced"
@@ -73,7 +73,7 @@ def test_interrupted_reexport_keeps_the_validated_pair(small_ckpt, tmp_path, mon
     def failing(*a, **k):
         return {"passed": False, "cases": []}
 
-    monkeypatch.setattr(check, "validate_artefact", failing)  # a parity miss: exit 1, old pair kept, new one beside
+    monkeypatch.setattr(exporter, "validate_artefact", failing)  # a parity miss: exit 1, old pair kept, new one beside
     rc = export.main(["--ckpt", str(small_ckpt), "--out", str(out), "--gep", "reference", "--val-images", "0",
                       "--no-simplify"])
     assert rc == 1

@@ -6,7 +6,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from cat_deploy.export.pipeline import ExportOptions, run_export
+from cat_deploy.exporter import ExportOptions, run_export
 from cat_deploy.export.precision import edge_layers
 from cat_deploy.validate.parity import TOLERANCES
 

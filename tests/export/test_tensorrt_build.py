@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import trt_core
 
-from cat_deploy.export.onnx import ShapeProfile
+from cat_deploy.config import DetectorOptions, ModelConfig
+from cat_deploy.core.sidecar import Normalize, ShapeProfile, Sidecar
 from cat_deploy.export.tensorrt import TIMING_CACHE_REFUSED, BuildFlags, build_engine
 from cat_deploy.runtime.tensorrt import engine_compatibility
 
@@ -93,16 +94,25 @@ def test_engine_compatibility_reads_what_the_builder_writes(trt, onnx_file, tmp_
     later, earlier = f"{major}.99.0", f"{major}.0.0"
     plain, _, _, _ = _build(trt, onnx_file, tmp_path)
     vc, _, _, _ = _build(trt, onnx_file, tmp_path, flags=BuildFlags(version_compatible=True, hardware_compatible=True))
-    sidecar = {"versions": {"compute_capability": "9.0", "gpu": "NVIDIA H200"}}
-    assert engine_compatibility({**sidecar, "engine": plain}, later, "NVIDIA H200", "9.0")[0]
-    assert engine_compatibility({**sidecar, "engine": plain}, built, "NVIDIA L4", "8.9")[0]
-    assert engine_compatibility({**sidecar, "engine": vc}, later, "NVIDIA L4", "8.9")[0] == []
-    errors = engine_compatibility({**sidecar, "engine": vc}, earlier, "NVIDIA H200", "9.0")[0]
+    assert engine_compatibility(_sidecar(plain), later, "NVIDIA H200", "9.0")[0]
+    assert engine_compatibility(_sidecar(plain), built, "NVIDIA L4", "8.9")[0]
+    assert engine_compatibility(_sidecar(vc), later, "NVIDIA L4", "8.9")[0] == []
+    errors = engine_compatibility(_sidecar(vc), earlier, "NVIDIA H200", "9.0")[0]
     assert errors and "version-compatible" in errors[0]
-    errors = engine_compatibility({**sidecar, "engine": vc}, f"{major + 1}.0.0", "NVIDIA H200", "9.0")[0]
+    errors = engine_compatibility(_sidecar(vc), f"{major + 1}.0.0", "NVIDIA H200", "9.0")[0]
     assert errors and f"{major}.x" in errors[0]
-    errors = engine_compatibility({**sidecar, "engine": vc}, built, "Tesla T4", "7.5")[0]
+    errors = engine_compatibility(_sidecar(vc), built, "Tesla T4", "7.5")[0]
     assert errors and "8.0" in errors[0] and "\n" not in errors[0]
+
+
+def _sidecar(engine: dict) -> Sidecar:
+    """The engine sidecar as the exporter writes it, with ``engine`` = what build_engine returned."""
+    model = ModelConfig(arch="shufflenetv2", task="detect", num_classes=6, input_size=(192, 640), letterbox=True,
+                        detector=DetectorOptions())
+    return Sidecar(artefact="cat.engine", model=model, input_size=(192, 640), profile=ShapeProfile.make((192, 640)),
+                   normalize=Normalize(model.mean, model.std), precision={"precision": "fp32"},
+                   output_names=("cls_logits", "box_deltas"), versions={"compute_capability": "9.0",
+                                                                       "gpu": "NVIDIA H200"}, engine=engine)
 
 
 def test_timing_cache_is_reused_and_updated(trt, onnx_file, tmp_path):

@@ -8,7 +8,9 @@ import torch
 import torch.nn as nn
 
 from cat_deploy.export import ShapeProfile, cat_module_names, deploy_module, export_onnx, output_names
-from cat_deploy.export.plugin import DOMAIN, OP_TYPE, PLUGIN_NAMESPACE, fused_cat_pool, graph_has_plugin
+from cat_deploy.core.plugin_ids import DOMAIN, OP_TYPE, PLUGIN_NAMESPACE
+from cat_deploy.layers import fused_cat_pool
+from cat_deploy.plugins.cat_pool_ort import graph_has_plugin
 from cat_deploy.export.precision import node_module_map
 from cat_deploy.layers import CAT, set_gep
 from cat_deploy.layers.pooling import cat_pool

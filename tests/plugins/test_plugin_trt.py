@@ -17,7 +17,7 @@ import onnx
 import pytest
 import trt_core
 
-from plugins.cat_pool_trt import compile_for
+from cat_deploy.plugins.cat_pool_trt import compile_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PTR, I32 = ".u64 .ptr .global .align 1", ".u32"
@@ -44,7 +44,7 @@ def test_ptx_entry_and_parameter_order(cc, dtype, filt):
 
 
 def test_module_imports_without_tensorrt():
-    code = ("import sys, importlib.util; import plugins.cat_pool_trt as m; "
+    code = ("import sys, importlib.util; import cat_deploy.plugins.cat_pool_trt as m; "
             "assert ('tensorrt' in sys.modules) == (importlib.util.find_spec('tensorrt') is not None); "
             "print(m.PLUGIN_ID)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -54,19 +54,18 @@ def test_module_imports_without_tensorrt():
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed")
 def test_register_without_tensorrt_says_how_to_install():
-    from plugins.cat_pool_trt import register_plugin
+    from cat_deploy.plugins.cat_pool_trt import register_plugin
 
     with pytest.raises(ImportError, match="pip install"):
         register_plugin()
 
 
 def test_ids_match_the_onnx_node():
-    from cat_deploy.export.plugin import GMP_FILTER_CODES, OP_TYPE, PLUGIN_NAMESPACE
-    from plugins.cat_pool_triton import FILTERS
-    from plugins.cat_pool_trt import PLUGIN_ID
+    from cat_deploy.core.plugin_ids import GMP_FILTER_CODES, OP_TYPE, PLUGIN_NAMESPACE
+    from cat_deploy.plugins.cat_pool_trt import PLUGIN_ID
 
     assert PLUGIN_ID == f"{PLUGIN_NAMESPACE}::{OP_TYPE}"
-    assert GMP_FILTER_CODES == FILTERS
+    assert GMP_FILTER_CODES == {"none": 0, "paper": 1, "2d": 2}  # the INT attribute's codes (docs/plugin.md)
 
 
 # ----------------------------------------------------------------------------- NVIDIA's own plugin front end
@@ -93,7 +92,7 @@ def plugin_onnx(tmp_path_factory):
 @pytest.fixture(params=trt_core.FRONT_END_VERSIONS)
 def nvidia_trt(request, monkeypatch):
     """NVIDIA's ``tensorrt`` (front end of one version) with cat_deploy::FusedCatPool registered through it."""
-    import plugins.cat_pool_trt as mod
+    import cat_deploy.plugins.cat_pool_trt as mod
 
     saved = {k: m for k, m in sys.modules.items() if k == "tensorrt" or k.startswith("tensorrt.")}
     trt = trt_core.load_tensorrt(request.param, sys.modules)
@@ -114,7 +113,7 @@ def _dims(*ds):
 @pytest.mark.parametrize("node_index,dtype", [(0, "float32"), (1, "float16")])
 def test_plugin_builds_through_nvidia_front_end(nvidia_trt, plugin_onnx, node_index, dtype):
     """register/autotune/aot_impl as TensorRT calls them: fields, shapes, formats, launch grid, scalars, PTX."""
-    from plugins.cat_pool_triton import PluginConfig
+    from cat_deploy.plugins.cat_pool_triton import PluginConfig
 
     trt = nvidia_trt
     attrs, (C, k) = plugin_onnx[node_index]
@@ -154,7 +153,7 @@ def test_string_gmp_filter_is_refused_in_one_line(nvidia_trt, plugin_onnx):
 
 
 def test_filter_name_accepts_what_tensorrt_delivers():
-    from plugins.cat_pool_trt import filter_name
+    from cat_deploy.plugins.cat_pool_trt import filter_name
 
     assert filter_name(np.array([1], np.int32)) == "paper" and filter_name(np.array([0], np.int32)) == "none"
     assert filter_name(2) == "2d"

@@ -30,7 +30,7 @@ infer = _load_cli()
 @pytest.fixture(scope="module")
 def unvalidated_onnx(tmp_path_factory):
     """The demo detector exported without parity (static batch 1): its sidecar says it is unvalidated."""
-    from cat_deploy.export.pipeline import ExportOptions, run_export
+    from cat_deploy.exporter import ExportOptions, run_export
 
     out = tmp_path_factory.mktemp("export")
     res = run_export(ExportOptions(ckpt=str(DEMO_CKPT), out=str(out), validate=False, simplify=False),

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cat_deploy.core.sidecar import read_sidecar
 from cat_deploy.data.synthetic import CLASSES, render_scene
 from cat_deploy.runtime.backends import ModelError, ModelSpec, choose_batch, open_model, parse_classes
 from cat_deploy.runtime.detect import DetectOptions, InferError, detect_source, run_detection
@@ -41,7 +42,7 @@ def detector(tmp_path_factory):
     need a lower threshold to produce detections at all.
     """
     from cat_deploy import save_checkpoint
-    from cat_deploy.export.pipeline import ExportOptions, run_export
+    from cat_deploy.exporter import ExportOptions, run_export
     from cat_deploy.models import create_model
 
     tmp = tmp_path_factory.mktemp("detector")
@@ -329,7 +330,7 @@ def test_helpers(detector):
 @pytest.mark.gpu
 def test_tensorrt_engine_matches_onnx(detector, samples, tmp_path):
     """Build a dynamic-batch engine, run infer.py with it (pipelined, batch 4) and compare with ONNX Runtime."""
-    from cat_deploy.export.pipeline import ExportOptions, run_export
+    from cat_deploy.exporter import ExportOptions, run_export
     from cat_deploy.runtime.tensorrt import EngineMismatch, TensorRTRunner
 
     ckpt, onnx, conf = detector
@@ -355,7 +356,7 @@ def test_tensorrt_engine_matches_onnx(detector, samples, tmp_path):
         np.testing.assert_allclose(b[k], ref[k], rtol=1e-5, atol=1e-5)  # same shape, same tactics
         np.testing.assert_allclose(a[k], ref[k][:1], rtol=1e-2, atol=1e-2)  # batch 1 may use other (TF32) tactics
 
-    side = json.loads(Path(str(engine) + ".json").read_text())
-    side["engine"]["tensorrt"] = "10.0.0"
+    side = read_sidecar(engine)
+    side = side.replace(engine={**side.engine, "tensorrt": "10.0.0"})
     with pytest.raises(EngineMismatch, match="rebuild"):
         TensorRTRunner(engine, sidecar=side).activate()

@@ -13,7 +13,8 @@ import pytest
 import trt_core
 from PIL import Image
 
-from cat_deploy.config import DetectorOptions
+from cat_deploy.config import DetectorOptions, ModelConfig
+from cat_deploy.core.sidecar import Normalize, ShapeProfile, Sidecar
 from cat_deploy.runtime.backends import ModelSpec
 from cat_deploy.runtime.detect import DetectOptions, detect_source
 from cat_deploy.runtime.outputs import Journal
@@ -71,9 +72,17 @@ def test_check_input_shape():
         volume((-1, 3))
 
 
+def _make_sidecar(output_names=("cls_logits", "box_deltas"), versions=None, engine=None) -> Sidecar:
+    model = ModelConfig(arch="shufflenetv2", task="detect", num_classes=6, input_size=(192, 640), letterbox=True,
+                        detector=DetectorOptions())
+    return Sidecar(artefact="cat.engine", model=model, input_size=(192, 640), profile=ShapeProfile.make((192, 640)),
+                   normalize=Normalize(model.mean, model.std), precision={"precision": "fp32"},
+                   output_names=tuple(output_names), versions=versions or {}, engine=engine)
+
+
 def _sidecar(trt="10.13.2.6", cc="9.0", gpu="NVIDIA H200", **engine):
-    return {"versions": {"tensorrt": trt, "compute_capability": cc, "gpu": gpu},
-            "engine": {"tensorrt": trt, **engine}}
+    return _make_sidecar(versions={"tensorrt": trt, "compute_capability": cc, "gpu": gpu},
+                         engine={"tensorrt": trt, **engine})
 
 
 def test_engine_compatibility():
@@ -95,7 +104,7 @@ def test_engine_compatibility():
     assert engine_compatibility(_sidecar(version_compatible=True), "10.14.1", "NVIDIA H200", "9.0")[0] == []
     assert engine_compatibility(_sidecar(hardware_compatibility="ampere+"), "10.13.2.6", "NVIDIA L4", "8.9")[0] == []
 
-    errors, warnings = engine_compatibility({"versions": {}}, "10.13.2", "NVIDIA H200", "9.0")
+    errors, warnings = engine_compatibility(_make_sidecar(), "10.13.2", "NVIDIA H200", "9.0")
     assert errors == [] and len(warnings) == 2
 
 
@@ -391,8 +400,7 @@ def fake_trt(request, monkeypatch, tmp_path):
 
 def test_runner_pipelines_on_fakes(fake_trt):
     engine, cudart, trt = fake_trt
-    sidecar = {"output_names": ["total"], "versions": {"compute_capability": "9.0", "gpu": "Fake GPU 9000"},
-               "engine": {"tensorrt": trt.__version__}}
+    sidecar = _make_sidecar(["total"], {"compute_capability": "9.0", "gpu": "Fake GPU 9000"}, {"tensorrt": trt.__version__})
     rng = np.random.default_rng(0)
     xs = [rng.standard_normal((b, 3, h, w)).astype(np.float32) for b, h, w in ((4, 32, 32), (1, 8, 8), (3, 16, 24))]
     with TensorRTRunner(engine, buffers=2, warmup=1, sidecar=sidecar) as r:
@@ -423,7 +431,7 @@ def test_cuda_python_calls_match_cuda_bindings(fake_trt):
     """Every cuda-python function the runner calls exists in cuda-bindings with that arity and result length."""
     real = pytest.importorskip("cuda.bindings.runtime", reason="cuda-bindings (a torch dependency) is not installed")
     engine, cudart, trt = fake_trt
-    with TensorRTRunner(engine, buffers=2, warmup=1, sidecar={"output_names": ["total"]}) as r:
+    with TensorRTRunner(engine, buffers=2, warmup=1, sidecar=_make_sidecar(["total"])) as r:
         r.infer({"images": np.ones((1, 3, 8, 8), np.float32)})
     used = set(trt_core.trt_names_used(Path(mod_path()), roots=("cudart",)))
     assert used and used - {"cudaMemcpyKind", "cudaMemcpyHostToDevice", "cudaMemcpyDeviceToHost"} <= cudart.checked
@@ -439,22 +447,42 @@ def mod_path():
 
 def test_version_compatible_engine_allows_host_code(fake_trt):
     engine, _, trt = fake_trt
-    sidecar = {"output_names": ["total"], "engine": {"tensorrt": trt.__version__, "version_compatible": True}}
+    sidecar = _make_sidecar(["total"], engine={"tensorrt": trt.__version__, "version_compatible": True})
     with TensorRTRunner(engine, warmup=0, sidecar=sidecar) as r:
         assert r._runtime.engine_host_code_allowed
 
 
 def test_runner_refuses_a_mismatched_engine(fake_trt):
     engine, _, trt = fake_trt
-    other = {"versions": {"compute_capability": "8.6", "gpu": "NVIDIA RTX A6000"}, "engine": {"tensorrt": "10.8.0"}}
+    other = _make_sidecar(versions={"compute_capability": "8.6", "gpu": "NVIDIA RTX A6000"}, engine={"tensorrt": "10.8.0"})
     with pytest.raises(EngineMismatch) as e:
         TensorRTRunner(engine, sidecar=other).activate()
     msg = str(e.value)
     assert "10.8.0" in msg and "8.6" in msg and "export.py" in msg and "\n" not in msg
     engine.write_bytes(b"damaged")
     with pytest.raises(EngineMismatch, match="could not load"):
-        TensorRTRunner(engine, sidecar={}).activate()
-    wrong = {"output_names": ["cls_logits", "box_deltas"], "engine": {"tensorrt": trt.__version__}}
+        TensorRTRunner(engine, sidecar=_make_sidecar(["total"])).activate()
+    wrong = _make_sidecar(engine={"tensorrt": trt.__version__})
     engine.write_bytes(b"plan")
     with pytest.raises(BackendUnavailable, match="another export"):
         TensorRTRunner(engine, sidecar=wrong).activate()
+
+
+def test_plugin_registration_failure_is_reported_not_swallowed(fake_trt, monkeypatch):
+    """A --gep plugin engine: a failed plugin registration is a warning, and part of the error if loading fails."""
+    import types
+
+    import cat_deploy.runtime.tensorrt as mod
+
+    def register_plugin():
+        raise ImportError("the FusedCatPool TensorRT plugin needs TensorRT >= 10.9 with tensorrt.plugin")
+
+    monkeypatch.setattr(mod, "cat_pool_trt", types.SimpleNamespace(register_plugin=register_plugin))
+    engine, _, trt = fake_trt
+    sidecar = _make_sidecar(["total"], {"compute_capability": "9.0", "gpu": "Fake GPU 9000"},
+                            {"tensorrt": trt.__version__}).replace(gep="plugin")
+    with TensorRTRunner(engine, buffers=1, warmup=0, sidecar=sidecar) as r:
+        assert any("FusedCatPool plugin definitions not registered" in w for w in r.warnings)
+    engine.write_bytes(b"damaged")
+    with pytest.raises(EngineMismatch, match="FusedCatPool plugin was not registered.*tensorrt.plugin"):
+        TensorRTRunner(engine, sidecar=sidecar).activate()

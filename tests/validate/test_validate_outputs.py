@@ -17,7 +17,7 @@ SAMPLES = ROOT / "assets" / "samples"
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    from cat_deploy.export.pipeline import ExportOptions, run_export
+    from cat_deploy.exporter import ExportOptions, run_export
 
     tmp = tmp_path_factory.mktemp("small")
     ckpt = tmp / "small.pth"

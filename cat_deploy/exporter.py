@@ -1,5 +1,9 @@
 """``export.py``'s work: checkpoint -> ONNX (-> mixed precision) -> parity -> TensorRT engine.
 
+It joins :mod:`cat_deploy.export` (the artefacts) and :mod:`cat_deploy.validate` (parity
+against PyTorch), so it sits above both, beside the other command modules (``train``,
+``bench``); ``export.py`` only parses flags and calls :func:`run_export`.
+
 Every file is written atomically and kept when a later step fails: a failed parity
 check or a missing TensorRT never deletes the ONNX already written. A validated
 artefact is never replaced by one that has not passed parity: with parity on, the new
@@ -14,26 +18,31 @@ export starts; no output may replace the checkpoint.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from ..checkpoint import load_model
-from ..data.image import list_images
-from ..layers import set_gep
-from ..layers.pooling import GEP_FORMULATIONS
-from ..paths import OutputPathError, output_dir, refuse_inputs
-from .deploy import deploy_module, output_names
-from .onnx import OPSET, ShapeProfile, cat_module_names, export_onnx, opset_range
-from .precision import MODELOPT_HINT, PRECISIONS, PrecisionError, convert_fp16, quantize_int8
-from .sidecar import sidecar_path, versions, write_sidecar
+import numpy as np
+
+from .checkpoint import load_model
+from .core.errors import BackendUnavailable, CheckpointError, PluginUnavailable
+from .core.optional import is_available
+from .core.plugin_ids import GEP_FORMULATIONS
+from .core.sidecar import PRECISIONS, Normalize, PostprocessOptions, ShapeProfile, Sidecar, sidecar_path
+from .data.image import ImageReadError, list_images, read_image
+from .export.deploy import deploy_module, output_names
+from .export.onnx import OPSET, export_onnx, opset_range
+from .export.precision import MODELOPT_HINT, PrecisionError, convert_fp16, quantize_int8
+from .export.tensorrt import BuildFlags, EngineBuildError, build_engine
+from .export.versions import versions
+from .layers import cat_module_names, set_gep
+from .paths import OutputPathError, output_dir, refuse_inputs
+from .runtime.processing import preprocess
+from .validate.check import DEFAULT_SAMPLES, validate_artefact
+from .validate.parity import summarize
 
 __all__ = ["ExportOptions", "run_export", "ExportFailed"]
-
-DEFAULT_SAMPLES = Path(__file__).resolve().parents[2] / "assets" / "samples"
-
 
 class ExportFailed(RuntimeError):
     """Export stopped; ``code`` is the exit status, files already written are listed in ``written``."""
@@ -75,7 +84,7 @@ class ExportOptions:
     hardware_compatible: bool = False
 
 
-def _check(opts: ExportOptions) -> None:
+def _validate_options(opts: ExportOptions) -> None:
     """Every option and input path, before anything is loaded or written (exit 2)."""
     if opts.format not in ("onnx", "trt"):
         raise ExportFailed(f"--format must be onnx or trt, got {opts.format!r}")
@@ -131,17 +140,19 @@ def _staged(path: Path) -> Path:
     return path.with_name(f"{path.stem}.unvalidated{path.suffix}")
 
 
-def _write_sidecar(artefact: Path, sidecar: dict[str, Any], validated: bool) -> Path:
-    sidecar["validated"] = validated
-    sidecar["artefact_bytes"] = artefact.stat().st_size  # infer.py refuses a sidecar beside another artefact
-    return write_sidecar(artefact, sidecar)
+def _write_sidecar(artefact: Path, sidecar: Sidecar, validated: bool) -> Sidecar:
+    # artefact_bytes: infer.py refuses a sidecar beside another artefact
+    sidecar = sidecar.replace(validated=validated, artefact_bytes=artefact.stat().st_size)
+    sidecar.write(artefact)
+    return sidecar
 
 
-def _promote(staged: Path, final: Path, sidecar: dict[str, Any]) -> None:
+def _promote(staged: Path, final: Path, sidecar: Sidecar) -> Sidecar:
     """Put the validated ``staged`` pair in place of ``final``'s: the artefact, then its sidecar."""
     os.replace(staged, final)
-    _write_sidecar(final, sidecar, validated=True)
+    sidecar = _write_sidecar(final, sidecar, validated=True)
     sidecar_path(staged).unlink(missing_ok=True)
+    return sidecar
 
 
 def _samples(opts: ExportOptions) -> Optional[str]:
@@ -150,11 +161,6 @@ def _samples(opts: ExportOptions) -> Optional[str]:
 
 def _calibration(config, folder: str, log: Callable[[str], None], limit: int = 256):
     """Calibration batch [N, 3, H, W] from the first ``limit`` images of ``folder``; unreadable ones are named."""
-    import numpy as np
-
-    from ..data.image import ImageReadError, read_image
-    from ..runtime.processing import preprocess
-
     files = list_images(folder)[:limit]
     arrays, bad = [], []
     for f in files:
@@ -177,9 +183,7 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = print) -> dict[
     or a failed step. With parity on, the artefacts land on their final names only after
     passing it (see the module docstring).
     """
-    from ..checkpoint import CheckpointError
-
-    _check(opts)
+    _validate_options(opts)
     try:
         model = load_model(opts.ckpt)
     except CheckpointError as e:
@@ -194,7 +198,7 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = print) -> dict[
     calibration = None
     if opts.precision == "int8":
         calibration = _calibration(config, opts.calib_images, log)
-    if opts.precision in ("fp16", "int8") and importlib.util.find_spec("modelopt") is None:
+    if opts.precision in ("fp16", "int8") and not is_available("modelopt"):
         raise ExportFailed(MODELOPT_HINT.format(p=opts.precision), code=3)  # said before the export, not after it
     set_gep(model, opts.gep)
     names = output_names(model, opts.nms)
@@ -210,25 +214,23 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = print) -> dict[
     try:
         export_onnx(module, fp32_path, profile, names, opset=opts.opset, simplify=opts.simplify)
     except Exception as e:  # exporter errors are long; keep the first line
-        from .plugin import PluginUnavailable
-
         if isinstance(e, PluginUnavailable):
             raise ExportFailed(str(e), code=3) from None
         raise ExportFailed(f"ONNX export of '{opts.ckpt}' failed: {str(e).strip().splitlines()[0][:300]}") from None
     written.append(fp32_path)
     precision_report = _precision(opts, fp32_path, target, cat_module_names(model), calibration, written, log)
 
-    sidecar = _sidecar(config, opts, names, imgsz, profile, precision_report)
-    _write_sidecar(target, sidecar, validated=False)
+    sidecar = _write_sidecar(target, _sidecar(config, opts, names, imgsz, profile, precision_report), validated=False)
     written.append(sidecar_path(target))
     report = None
     if opts.validate:
         log(f"[3/4] parity of {target.name} against PyTorch (ONNX Runtime)")
         report = _parity(model, target, sidecar, opts, opts.per_module, log)
+        sidecar = sidecar.replace(parity=report)
         if not report["passed"]:
             _write_sidecar(target, sidecar, validated=False)
             raise ExportFailed(_parity_failed(target, onnx_path), code=1, written=written)
-        _promote(target, onnx_path, sidecar)
+        sidecar = _promote(target, onnx_path, sidecar)
         written = [onnx_path if w == target else sidecar_path(onnx_path) if w == sidecar_path(target) else w
                    for w in written]
     else:
@@ -272,43 +274,25 @@ def _precision(opts: ExportOptions, fp32_path: Path, target: Path, cat_modules: 
 
 
 def _sidecar(config, opts: ExportOptions, names: list[str], imgsz, profile: ShapeProfile,
-             precision_report: dict[str, Any]) -> dict[str, Any]:
+             precision_report: dict[str, Any]) -> Sidecar:
     detect = config.task == "detect"
-    return {
-        "model": config.to_dict(),
-        "task": config.task,
-        "class_names": list(config.class_names),
-        "input_name": "images",
-        "output_names": names,
-        "input_size": list(imgsz),
-        "letterbox": config.letterbox,
-        "pad_value": 114,
-        "channel_order": "RGB",
-        "normalize": {"scale": 1 / 255, "mean": list(config.mean), "std": list(config.std)},
-        "profile": profile.to_dict(),
-        "dynamic": profile.dynamic,
-        "gep": opts.gep,
-        "nms": opts.nms if detect else None,
-        "postprocess": {"conf": opts.conf, "iou": opts.iou, "max_det": opts.max_det} if detect else None,
-        "precision": precision_report,
-        "opset": opts.opset,
-        "checkpoint": str(opts.ckpt),
-        "versions": versions(),
-        "options": asdict(opts),
-    }
+    return Sidecar(
+        artefact=f"{opts.name}.onnx", model=config, input_size=tuple(imgsz), profile=profile,
+        normalize=Normalize(config.mean, config.std), precision=precision_report, gep=opts.gep,
+        output_names=tuple(names), class_names=tuple(config.class_names), letterbox=config.letterbox,
+        nms=opts.nms if detect else None,
+        postprocess=PostprocessOptions(opts.conf, opts.iou, opts.max_det) if detect else None,
+        opset=opts.opset, checkpoint=str(opts.ckpt), versions=versions(), options=asdict(opts),
+    )
 
 
-def _parity(model, artefact: Path, sidecar: dict[str, Any], opts: ExportOptions, per_module: bool,
+def _parity(model, artefact: Path, sidecar: Sidecar, opts: ExportOptions, per_module: bool,
             log: Callable[[str], None]) -> dict[str, Any]:
-    """Parity of ``artefact`` against ``model``; the report is also stored in ``sidecar["parity"]``."""
-    from ..validate.check import validate_artefact
-    from ..validate.parity import summarize
-
+    """Parity of ``artefact`` against ``model``: the report (the caller records it in the sidecar)."""
     samples = _samples(opts)
     if samples is None:
         log("      no sample images (assets/samples is missing): parity on random inputs and synthetic scenes")
     report = validate_artefact(model, artefact, sidecar, samples, opts.val_images, per_module, opts.device, log)
-    sidecar["parity"] = report
     for line in summarize(report):
         log("      " + line)
     return report
@@ -320,12 +304,9 @@ def _parity_failed(staged: Path, final: Path) -> str:
             "rerun with --per-module to find the first diverging CAT module")
 
 
-def _engine(model, onnx_path: Path, sidecar: dict[str, Any], profile: ShapeProfile, opts: ExportOptions,
+def _engine(model, onnx_path: Path, sidecar: Sidecar, profile: ShapeProfile, opts: ExportOptions,
             written: list[Path], log: Callable[[str], None]) -> Path:
     """Step 4: build the TensorRT engine from the (validated) ONNX; staged and promoted like the ONNX."""
-    from ..runtime.runners import BackendUnavailable
-    from .tensorrt import BuildFlags, EngineBuildError, build_engine
-
     engine_path = onnx_path.with_suffix(".engine")
     target = _staged(engine_path) if opts.validate else engine_path
     log(f"[4/4] TensorRT engine {engine_path.name}")
@@ -336,12 +317,12 @@ def _engine(model, onnx_path: Path, sidecar: dict[str, Any], profile: ShapeProfi
                             flags=BuildFlags(opts.tf32, opts.version_compatible, opts.hardware_compatible))
     except (BackendUnavailable, EngineBuildError) as e:
         raise ExportFailed(str(e), code=3, written=written) from None
-    engine_sidecar = {**sidecar, "engine": info, "onnx": onnx_path.name, "versions": versions()}
-    engine_sidecar.pop("parity", None)
-    _write_sidecar(target, engine_sidecar, validated=False)
+    engine_sidecar = sidecar.replace(engine=info, onnx=onnx_path.name, versions=versions(), parity=None)
+    engine_sidecar = _write_sidecar(target, engine_sidecar, validated=False)
     written += [target, sidecar_path(target)]
     if opts.validate:
         report = _parity(model, target, engine_sidecar, opts, False, log)
+        engine_sidecar = engine_sidecar.replace(parity=report)
         if not report["passed"]:
             _write_sidecar(target, engine_sidecar, validated=False)
             raise ExportFailed(_parity_failed(target, engine_path), code=1, written=written)
