@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import importlib.util
 import io
+import logging
 import os
 import re
 import shutil
@@ -39,6 +41,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import onnx
 
 from ..core.files import atomic_write
 from ..core.plugin_ids import DOMAIN, OP_TYPE
@@ -162,8 +165,6 @@ def _name_pattern(names: Sequence[str]) -> list[str]:
 
 
 def _check_plugin(model, precision: str) -> None:
-    import importlib.util
-
     has_plugin = any(n.op_type == OP_TYPE and n.domain == DOMAIN for n in model.graph.node)
     if has_plugin and importlib.util.find_spec("tensorrt") is None:
         raise PrecisionError(f"--precision {precision} with --gep plugin needs TensorRT on this machine (ModelOpt types "
@@ -180,8 +181,6 @@ def _restore_plugin_domain(model) -> None:
 @contextlib.contextmanager
 def _quiet(precision: str):
     """Silence ModelOpt's and ONNX Runtime's progress output; a failure becomes one line with its last message."""
-    import logging
-
     from modelopt.onnx.logging_config import configure_logging
 
     buf = io.StringIO()
@@ -199,8 +198,6 @@ def _quiet(precision: str):
 
 
 def _float_types(model) -> dict[str, int]:
-    import onnx
-
     inferred = onnx.shape_inference.infer_shapes(model)
     g = inferred.graph
     return {v.name: v.type.tensor_type.elem_type for v in list(g.value_info) + list(g.input) + list(g.output)}
@@ -212,8 +209,6 @@ def cast_round_trips(model) -> list[tuple[str, str]]:
     Only data movement (reshape, transpose, slicing, concatenation...) may lie between the two
     casts: the value is not computed in FP16, it just loses precision (and overflows past 65504).
     """
-    import onnx
-
     consumers: dict[str, list] = collections.defaultdict(list)
     for node in model.graph.node:
         for i in node.input:
@@ -239,8 +234,6 @@ def cast_round_trips(model) -> list[tuple[str, str]]:
 
 def convert_fp16(src: str | os.PathLike, dst: str | os.PathLike, cat_modules: Sequence[str]) -> dict:
     """Write the mixed-precision version of ``src`` to ``dst`` (ModelOpt AutoCast); return the sidecar's precision report."""
-    import onnx
-
     modelopt = _require_modelopt("fp16")
     model = onnx.load(str(src))
     _check_plugin(model, "fp16")
@@ -298,8 +291,6 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, calibration: n
     CAT modules, post-processing and the edge layers (:func:`edge_layers`) are excluded from
     quantisation; every node that is not quantized stays FP32.
     """
-    import onnx
-
     modelopt = _require_modelopt("int8")
     model = onnx.load(str(src))
     _check_plugin(model, "int8")
