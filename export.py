@@ -53,6 +53,11 @@ def parse_args(argv=None) -> ExportOptions:
                    help="synthetic scenes for detector mAP parity (0 to skip)")
     p.add_argument("--workspace", type=float, default=d.workspace_gib, help="TensorRT workspace, GiB")
     p.add_argument("--timing-cache", help="TensorRT timing cache file (default: OUT/timing.cache)")
+    p.add_argument("--tf32", action="store_true", help="TensorRT: let FP32 layers use TF32 (off: exact FP32 parity)")
+    p.add_argument("--version-compatible", action="store_true",
+                   help="TensorRT: engine also runs on later TensorRT versions of the same major")
+    p.add_argument("--hardware-compatible", action="store_true",
+                   help="TensorRT: engine runs on any GPU from Ampere (sm_80) on, not only the build GPU's kind")
     p.add_argument("--device", default=d.device, choices=["auto", "cpu", "cuda"], help="ONNX Runtime device for parity")
     cli.add_debug_flag(p)
     a = p.parse_args(argv)
@@ -62,6 +67,7 @@ def parse_args(argv=None) -> ExportOptions:
         nms=a.nms, conf=a.conf, iou=a.iou, max_det=a.max_det, opset=a.opset, simplify=not a.no_simplify,
         validate=not a.no_validate, per_module=a.per_module, samples=a.samples, val_images=a.val_images,
         calib_images=a.calib_images, workspace_gib=a.workspace, timing_cache=a.timing_cache, device=a.device,
+        tf32=a.tf32, version_compatible=a.version_compatible, hardware_compatible=a.hardware_compatible,
     )
 
 

@@ -33,8 +33,8 @@ from .core.sidecar import PRECISIONS, Normalize, PostprocessOptions, ShapeProfil
 from .data.image import ImageReadError, list_images, read_image
 from .export.deploy import deploy_module, output_names
 from .export.onnx import OPSET, export_onnx, opset_range
-from .export.precision import convert_fp16, quantize_int8
-from .export.tensorrt import EngineBuildError, build_engine
+from .export.precision import MODELOPT_HINT, PrecisionError, convert_fp16, quantize_int8
+from .export.tensorrt import BuildFlags, EngineBuildError, build_engine
 from .export.versions import versions
 from .layers import cat_module_names, set_gep
 from .paths import OutputPathError, output_dir, refuse_inputs
@@ -79,6 +79,9 @@ class ExportOptions:
     workspace_gib: float = 4.0
     timing_cache: Optional[str] = None
     device: str = "auto"
+    tf32: bool = False
+    version_compatible: bool = False
+    hardware_compatible: bool = False
 
 
 def _validate_options(opts: ExportOptions) -> None:
@@ -195,9 +198,8 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = print) -> dict[
     calibration = None
     if opts.precision == "int8":
         calibration = _calibration(config, opts.calib_images, log)
-        if not is_available("modelopt"):  # say so before the export, not after it
-            raise ExportFailed("--precision int8 needs NVIDIA ModelOpt: pip install 'nvidia-modelopt[onnx]' "
-                               "(or export fp16)", code=3)
+    if opts.precision in ("fp16", "int8") and not is_available("modelopt"):
+        raise ExportFailed(MODELOPT_HINT.format(p=opts.precision), code=3)  # said before the export, not after it
     set_gep(model, opts.gep)
     names = output_names(model, opts.nms)
     module = deploy_module(copy.deepcopy(model), opts.nms, opts.conf, opts.iou, opts.max_det)
@@ -248,18 +250,24 @@ def _precision(opts: ExportOptions, fp32_path: Path, target: Path, cat_modules: 
                written: list[Path], log: Callable[[str], None]) -> dict[str, Any]:
     """Step 2: write the FP16 or INT8 graph to ``target`` (FP32: ``fp32_path`` is the target); its report."""
     if opts.precision == "fp16":
-        log("[2/4] mixed precision: FP16 with an explicit FP32 list")
-        report = convert_fp16(fp32_path, target, cat_modules)
+        log("[2/4] mixed precision: FP16 with an explicit FP32 list (ModelOpt AutoCast)")
+        try:
+            report = convert_fp16(fp32_path, target, cat_modules)
+        except PrecisionError as e:
+            raise ExportFailed(str(e), code=e.code, written=written) from None
         written.append(target)
-        log(f"      kept FP32: {len(report['fp32_nodes'])} nodes {report['fp32_ops']}")
+        log(f"      kept FP32: {len(report['fp32_nodes'])} nodes {report['fp32_ops']}; "
+            f"{report['casts']} Casts, {report['cast_round_trips']} FP32->FP16->FP32 round trips")
         return report
     if opts.precision == "int8":
         log("[2/4] INT8: explicit Q/DQ from calibration images (ModelOpt)")
         try:
-            report = quantize_int8(fp32_path, target, calibration)
-        except ImportError as e:
-            raise ExportFailed(str(e), code=3, written=written) from None
+            report = quantize_int8(fp32_path, target, calibration, cat_modules)
+        except PrecisionError as e:
+            raise ExportFailed(str(e), code=e.code, written=written) from None
         written.append(target)
+        log(f"      {report['quantize_linear']} Q / {report['dequantize_linear']} DQ nodes, "
+            f"{len(report['fp32_nodes'])} nodes kept FP32, {report['calibration_images']} calibration images")
         return report
     log("[2/4] precision fp32")
     return {"precision": "fp32", "policy": "all FP32", "fp32_nodes": "all"}
@@ -305,7 +313,8 @@ def _engine(model, onnx_path: Path, sidecar: Sidecar, profile: ShapeProfile, opt
     try:
         info = build_engine(onnx_path, target, profile, precision=opts.precision, workspace_gib=opts.workspace_gib,
                             timing_cache=opts.timing_cache or str(onnx_path.parent / "timing.cache"),
-                            register_plugin=opts.gep == "plugin", log=log)
+                            register_plugin=opts.gep == "plugin", log=log,
+                            flags=BuildFlags(opts.tf32, opts.version_compatible, opts.hardware_compatible))
     except (BackendUnavailable, EngineBuildError) as e:
         raise ExportFailed(str(e), code=3, written=written) from None
     engine_sidecar = sidecar.replace(engine=info, onnx=onnx_path.name, versions=versions(), parity=None)

@@ -19,13 +19,13 @@ import torch
 
 from cat_deploy.core.errors import MissingDependency, PluginUnavailable
 from cat_deploy.core.optional import lazy_import
-from cat_deploy.core.plugin_ids import DOMAIN, OP_TYPE
+from cat_deploy.core.plugin_ids import DOMAIN, GMP_FILTER_CODES, OP_TYPE
 from cat_deploy.layers.pooling import cat_pool
 
 if TYPE_CHECKING:
     import onnx as onnx_types
 
-__all__ = ["ORT_HINT", "graph_has_plugin", "register_ort_twin", "ort_session_options"]
+__all__ = ["ORT_HINT", "graph_has_plugin", "gmp_filter_name", "register_ort_twin", "ort_session_options"]
 
 ORT_HINT = ("ONNX Runtime needs onnxruntime-extensions to run the fused CAT pooling node (--gep plugin): "
             "pip install 'cat-deploy[plugin]' (or export with --gep stable)")
@@ -54,6 +54,18 @@ def graph_has_plugin(model: Union[str, os.PathLike, bytes, "onnx_types.ModelProt
     return any(n.op_type == OP_TYPE and n.domain == DOMAIN for n in model.graph.node)
 
 
+def gmp_filter_name(value) -> str:
+    """Filter name of a node's ``gmp_filter`` attribute: an INT code, or a string (trailing NULs stripped)."""
+    names = {code: name for name, code in GMP_FILTER_CODES.items()}
+    if isinstance(value, (str, bytes)):
+        name = (value.decode(errors="replace") if isinstance(value, bytes) else value).rstrip("\x00")
+        if name in GMP_FILTER_CODES:
+            return name
+    elif int(value) in names:
+        return names[int(value)]
+    raise ValueError(f"FusedCatPool: gmp_filter must be one of {names} (INT attribute), got {value!r}")
+
+
 def register_ort_twin() -> None:
     """Register the ONNX Runtime Python operator for ``ai.onnx.contrib::FusedCatPool`` (idempotent)."""
     global _ORT_TWIN_REGISTERED
@@ -65,10 +77,11 @@ def register_ort_twin() -> None:
         raise PluginUnavailable(ORT_HINT) from None
 
     @ortx.onnx_op(op_type=OP_TYPE, inputs=[f32, f32], outputs=[f32, f32],
-                  attrs={"gmp_filter": s, "plugin_namespace": s, "aot": i64})
-    def _fused_cat_pool(x, taps, gmp_filter="paper", **_):
+                  attrs={"gmp_filter": i64, "plugin_namespace": s, "aot": i64})
+    def _fused_cat_pool(x, taps, gmp_filter=GMP_FILTER_CODES["paper"], **_):
         with torch.no_grad():
-            channel, spatial = cat_pool(torch.from_numpy(x), torch.from_numpy(taps), gmp_filter, "stable")
+            channel, spatial = cat_pool(torch.from_numpy(x), torch.from_numpy(taps), gmp_filter_name(gmp_filter),
+                                        "stable")
         return channel.numpy(), spatial.numpy()
 
     _ORT_TWIN_REGISTERED = True

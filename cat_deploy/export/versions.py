@@ -11,11 +11,9 @@ import torch
 
 from .. import __version__
 from ..core.errors import MissingDependency
-from ..core.optional import is_available, lazy_import
+from ..core.optional import is_available, require
 
 __all__ = ["versions"]
-
-tensorrt = lazy_import("tensorrt")
 
 
 def versions() -> dict[str, Optional[str]]:
@@ -34,7 +32,7 @@ def versions() -> dict[str, Optional[str]]:
     }
     if is_available("tensorrt"):
         try:
-            v["tensorrt"] = tensorrt.__version__
+            v["tensorrt"] = require("tensorrt").__version__  # a lazy module refuses dunder names
         except MissingDependency:  # installed but its libraries cannot be loaded
             pass
     if torch.cuda.is_available():

@@ -8,13 +8,15 @@ node instead of 33 standard ones (blurs, reductions, exponentials, logs)::
     taps     (Tensor[C, k])         Gaussian taps of the GMP pre-filter (row c filters channel c)
     channel  (Tensor[B, 3, C])      GAP, GMP, GEP over H*W      } exactly cat_pool(x, taps, gmp_filter),
     spatial  (Tensor[B, 3, H, W])   GAP, GMP, GEP over C        } before min-max normalisation
-    attributes: gmp_filter (string), plugin_namespace="cat_deploy" (string), aot=1 (int)
+    attributes: gmp_filter (int: 0 none, 1 paper, 2 2d), plugin_namespace="cat_deploy" (string), aot=1 (int)
 
 One node serves both backends (``docs/plugin.md``): TensorRT's ONNX parser maps it to the
 plugin ``cat_deploy::FusedCatPool`` (``cat_deploy.plugins.cat_pool_trt``), ONNX Runtime runs
 it through the CPU twin (``cat_deploy.plugins.cat_pool_ort``). In PyTorch the operator
 computes ``cat_pool(x, taps, gmp_filter, "stable")``, so a model with ``gep="plugin"`` gives
-the same outputs as with ``gep="stable"`` (export-only: no backward).
+the same outputs as with ``gep="stable"`` (export-only: no backward). ``gmp_filter`` is an INT
+because TensorRT's ONNX parser hands a STRING attribute to a plugin with its C terminator
+counted (``"paper\\0"``, onnx/onnx-tensorrt#921).
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from typing import Optional
 import torch
 from torch.onnx import symbolic_helper
 
-from ..core.plugin_ids import DOMAIN, GMP_FILTERS, OP_TYPE, PLUGIN_NAMESPACE
+from ..core.plugin_ids import DOMAIN, GMP_FILTER_CODES, GMP_FILTERS, OP_TYPE, PLUGIN_NAMESPACE
 from .pooling import cat_pool
 
 __all__ = ["FusedCatPool", "fused_cat_pool"]
@@ -38,7 +40,7 @@ class FusedCatPool(torch.autograd.Function):
 
     @staticmethod
     def symbolic(g, x, taps, gmp_filter: str):
-        channel, spatial = g.op(f"{DOMAIN}::{OP_TYPE}", x, taps, gmp_filter_s=gmp_filter,
+        channel, spatial = g.op(f"{DOMAIN}::{OP_TYPE}", x, taps, gmp_filter_i=GMP_FILTER_CODES[gmp_filter],
                                 plugin_namespace_s=PLUGIN_NAMESPACE, aot_i=1, outputs=2)
         sizes = symbolic_helper._get_tensor_sizes(x)
         if sizes is not None and len(sizes) == 4:

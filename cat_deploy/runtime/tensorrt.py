@@ -16,8 +16,10 @@ post-processing overlap the engine's work.
 
 The pure-Python parts (binding layout, shape/profile checks, engine/sidecar
 compatibility, buffer-set rotation) are plain functions, unit-tested without
-TensorRT. Written against the documented TensorRT 10.9+/11.x API
-(``shared/TENSORRT_NOTES.md``); NOT YET RUN ON TensorRT.
+TensorRT. Written against the documented TensorRT 10.9+/11.x API; the TensorRT names used
+are checked against the 10.9, 10.16 and 11.4 bindings and the cuda-python calls against
+the installed ``cuda-bindings`` (``tests/runtime/test_infer_tensorrt.py``). NOT YET RUN ON
+TensorRT.
 """
 from __future__ import annotations
 
@@ -176,12 +178,13 @@ def engine_compatibility(sidecar: Sidecar, tensorrt_version: str, gpu_name: Opti
                          compute_capability: Optional[str]) -> tuple[list[str], list[str]]:
     """``(errors, warnings)`` from comparing an engine's sidecar with this process.
 
-    A plan runs only on the TensorRT version (major.minor.patch) that built it, unless
-    built version-compatible, and only on GPUs of the compute capability it was built
-    for, unless built hardware-compatible. The build facts come from the sidecar's
-    ``engine`` (written by the builder) and ``versions`` (the export process) entries.
-    A different GPU name with the same compute capability runs but may be slower:
-    a warning.
+    A plan runs only on the TensorRT version (major.minor.patch) that built it, unless built
+    version-compatible (``export.py --version-compatible``: then on that version and later
+    ones of the same major), and only on GPUs of the compute capability it was built for,
+    unless built hardware-compatible (``--hardware-compatible``: any GPU from Ampere, sm_80,
+    on). The build facts come from the sidecar's ``engine`` entry (written by
+    ``cat_deploy.export.tensorrt.build_engine``) and ``versions`` (the export process). A
+    different GPU name with the same compute capability runs but may be slower: a warning.
     """
     engine = sidecar.engine or {}
     built = sidecar.versions or {}
@@ -189,16 +192,27 @@ def engine_compatibility(sidecar: Sidecar, tensorrt_version: str, gpu_name: Opti
     rebuild = "rebuild it here with python export.py --ckpt MODEL.pth --format trt"
 
     built_trt = engine.get("tensorrt") or built.get("tensorrt")
+    here, there = _version_tuple(tensorrt_version), _version_tuple(built_trt)
     if not built_trt:
         warnings.append("the sidecar does not say which TensorRT version built the engine")
-    elif not engine.get("version_compatible") and _version_tuple(built_trt) != _version_tuple(tensorrt_version):
+    elif engine.get("version_compatible"):
+        if here is None or there is None or here[0] != there[0] or here < there:
+            errors.append(f"engine built version-compatible with TensorRT {built_trt} runs on {there[0] if there else '?'}.x "
+                          f"from {built_trt} on, this is TensorRT {tensorrt_version}")
+    elif there != here:
         errors.append(f"engine built with TensorRT {built_trt}, this is TensorRT {tensorrt_version}")
 
     built_cc = engine.get("compute_capability") or built.get("compute_capability")
     built_gpu = engine.get("gpu") or built.get("gpu")
-    hw_compat = str(engine.get("hardware_compatibility", "none")).lower() not in ("none", "", "false")
-    if built_cc and compute_capability and not hw_compat:
-        if _version_tuple(built_cc, 2) != _version_tuple(compute_capability, 2):
+    hw_level = str(engine.get("hardware_compatibility", "none")).lower()
+    hw_compat = hw_level not in ("none", "", "false")
+    cc_here = _version_tuple(compute_capability, 2)
+    if hw_compat:
+        if cc_here is not None and cc_here < (8, 0):
+            errors.append(f"engine built hardware-compatible ({hw_level}) runs on GPUs from compute capability 8.0 "
+                          f"on, this GPU is {gpu_name or 'unknown'} with {compute_capability}")
+    elif built_cc and compute_capability:
+        if _version_tuple(built_cc, 2) != cc_here:
             errors.append(f"engine built for compute capability {built_cc} ({built_gpu or 'unknown GPU'}), "
                           f"this GPU is {gpu_name or 'unknown'} with {compute_capability}")
     elif not built_cc:
@@ -344,6 +358,8 @@ class TensorRTRunner(Runner):
 
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
+        if sidecar is not None and (sidecar.engine or {}).get("version_compatible"):
+            self._runtime.engine_host_code_allowed = True  # a version-compatible plan embeds its lean runtime
         engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
         if engine is None:
             plugin = f"; the FusedCatPool plugin was not registered ({self._plugin_error})" if self._plugin_error else ""

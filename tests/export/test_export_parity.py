@@ -134,6 +134,7 @@ def test_fp16_export_parity(ckpt, tmp_path):
     assert result["passed"]
     side = json.loads((tmp_path / "cat.onnx.json").read_text())
     assert side["precision"]["precision"] == "fp16" and side["precision"]["fp32_nodes"]
+    assert side["precision"]["cast_round_trips"] == 0 and side["precision"]["casts"] > 0
 
 
 def test_reference_and_stable_onnx_agree(ckpt, tmp_path):
