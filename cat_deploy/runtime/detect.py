@@ -67,6 +67,8 @@ class DetectOptions:
     quiet: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
     stop_after: Optional[int] = None  # stop as if interrupted after this many images (tests, staged runs)
+    ray: Optional[str] = None  # infer.py --ray: None = this process; "" = a local Ray cluster; else its address
+    ray_actors: Optional[int] = None  # --ray-actors: detection actors (default: one per GPU, else one)
 
 
 @dataclass
