@@ -4,6 +4,7 @@
     python export.py --ckpt assets/demo/cat_retinanet_tiny.pth --format onnx
     python export.py --ckpt model.pth --format trt --precision fp16 --dynamic --batch 8
     python export.py --ckpt model.pth --format onnx --per-module      # localise a mismatch
+    python export.py --ckpt model.pth --format trt --dynamic --batch 8 --triton-repo triton_repo
 
 Writes into --out (default: a folder named after the checkpoint) NAME.onnx (and NAME.engine),
 each with a sidecar NAME.<ext>.json. Exit status: 0 ok, 1 parity failed (files kept),
@@ -49,6 +50,10 @@ def parse_args(argv=None) -> ExportOptions:
     p.add_argument("--workspace", type=float, default=d.workspace_gib, help="TensorRT workspace, GiB")
     p.add_argument("--timing-cache", help="TensorRT timing cache file (default: OUT/timing.cache)")
     p.add_argument("--device", default=d.device, choices=["auto", "cpu", "cuda"], help="ONNX Runtime device for parity")
+    p.add_argument("--triton-repo", metavar="DIR", help="also write a Triton model repository for the artefact (see "
+                   "cat_deploy/serve/triton_repo.py): network + Python-backend pre/post-processing + ensemble")
+    p.add_argument("--triton-backend", default="auto", choices=["auto", "onnxruntime", "tensorrt", "python"],
+                   help="the network's Triton backend (auto: tensorrt_plan for --format trt, else onnxruntime)")
     a = p.parse_args(argv)
     return ExportOptions(
         ckpt=a.ckpt, format=a.format, out=a.out, name=a.name, gep=a.gep, precision=a.precision,
@@ -57,7 +62,22 @@ def parse_args(argv=None) -> ExportOptions:
         nms=a.nms, conf=a.conf, iou=a.iou, max_det=a.max_det, opset=a.opset, simplify=not a.no_simplify,
         validate=not a.no_validate, per_module=a.per_module, samples=a.samples, val_images=a.val_images,
         calib_images=a.calib_images, workspace_gib=a.workspace, timing_cache=a.timing_cache, device=a.device,
+        triton_repo=a.triton_repo, triton_backend=a.triton_backend,
     )
+
+
+def write_triton(result, opts: ExportOptions) -> None:
+    """--triton-repo: the Triton model repository of the artefact just written (cat_deploy.serve.triton_repo)."""
+    from cat_deploy.serve.detector import ServeConfig
+    from cat_deploy.serve.triton_repo import TritonRepoOptions, write_triton_repository
+
+    serve = ServeConfig(opts.conf, opts.iou, opts.max_det)
+    info = write_triton_repository(result.get("engine") or result["onnx"], opts.triton_repo,
+                                   TritonRepoOptions(backend=opts.triton_backend, serve=serve))
+    print(f"triton repository: {info['repository']} ({', '.join(info['models'])}; network on {info['backend']}, "
+          f"max batch {info['max_batch_size']})")
+    for note in info["notes"]:
+        print(f"note: {note}")
 
 
 def summary(written, result=None) -> str:
@@ -84,6 +104,14 @@ def main(argv=None) -> int:
         print(f"export.py: error: {e}", file=sys.stderr)
         return e.code
     print(summary(result["artefacts"], result))
+    if opts.triton_repo:
+        from cat_deploy.serve.triton_repo import TritonRepoError
+
+        try:
+            write_triton(result, opts)
+        except TritonRepoError as e:
+            print(f"export.py: error: {e}", file=sys.stderr)
+            return 2
     target = result.get("engine") or result["onnx"]
     print(f"next: python infer.py --engine {target} --images assets/samples --out runs/infer")
     return 0

@@ -58,6 +58,8 @@ class ExportOptions:
     workspace_gib: float = 4.0
     timing_cache: Optional[str] = None
     device: str = "auto"
+    triton_repo: Optional[str] = None  # export.py --triton-repo: written by the CLI after the export (cat_deploy.serve)
+    triton_backend: str = "auto"
 
 
 def _check(opts: ExportOptions) -> None:
