@@ -300,7 +300,7 @@ def run_ray(opts: DetectOptions, log: Callable[[str], None] = print) -> dict[str
         resumed = len(journal.records)
         todo = [r for r in rows if r["id"] not in journal]
         times, processed, interrupted, wall = StageTimes(), 0, False, 0.0
-        stats = {"submitted": 0, "duplicates_dropped": 0, "pids": set()}
+        stats = {"submitted": 0, "duplicates_dropped": 0, "pids": set(), "first_result_s": None, "progress": []}
         if todo:
             processed, interrupted, wall = _execute(ray, todo, spec, opts, batch, classes, plan, journal, times, stats)
     finally:
@@ -308,7 +308,8 @@ def run_ray(opts: DetectOptions, log: Callable[[str], None] = print) -> dict[str
     runner = type("RayRunner", (), {"name": f"{spec.backend} on ray", "providers": []})()
     summary = _summarize(source, spec, opts, journal, batch, times, processed, resumed, wall, interrupted, runner)
     summary["ray"] = {"address": address, **plan, "submitted": stats["submitted"], "actor_processes": len(stats["pids"]),
-                      "duplicates_dropped": stats["duplicates_dropped"]}
+                      "duplicates_dropped": stats["duplicates_dropped"], "first_result_s": stats["first_result_s"],
+                      "second_half_img_s": _second_half_rate(stats["progress"])}
     if not interrupted:
         import pyarrow.parquet as pq
 
@@ -328,7 +329,9 @@ def _execute(ray, todo, spec, opts, batch, classes, plan, journal, times, stats)
     """Stream ``todo`` through the two stages; journal records as they arrive, each image id once.
 
     Returns (images detected in this run, interrupted, wall seconds); ``stats`` gets ``submitted``,
-    ``duplicates_dropped`` (records of ids already journaled) and ``pids`` (actor processes seen)."""
+    ``duplicates_dropped`` (records of ids already journaled), ``pids`` (actor processes seen),
+    ``first_result_s`` (seconds until the first batch came back: actor start-up, model load, warm-up)
+    and ``progress`` ((seconds, images done) after each batch)."""
     from ray.data import ActorPoolStrategy, DataContext
 
     ctx = DataContext.get_current()
@@ -348,6 +351,8 @@ def _execute(ray, todo, spec, opts, batch, classes, plan, journal, times, stats)
     t0 = time.perf_counter()
     try:
         for out in ds.iter_batches(batch_size=None, batch_format="numpy"):
+            if stats.get("first_result_s") is None:  # actor start (process, imports, model load, warm-up) until here
+                stats["first_result_s"] = round(time.perf_counter() - t0, 3)
             records = [json.loads(r) for r in out["record"]]
             fresh = {r["id"] for r in records if r["id"] not in journal}
             journal.add([r for r in records if r["id"] in fresh])
@@ -366,11 +371,23 @@ def _execute(ray, todo, spec, opts, batch, classes, plan, journal, times, stats)
                     times.add("postprocess", float(out["post_s"][i]))
             processed += sum(1 for r in records if r["status"] == "done")
             stats["duplicates_dropped"] += len(records) - len(fresh)
+            stats["progress"].append((time.perf_counter() - t0, processed))
             if opts.stop_after is not None and processed >= opts.stop_after:
                 raise KeyboardInterrupt
     except KeyboardInterrupt:
         interrupted = True
     return processed, interrupted, time.perf_counter() - t0
+
+
+def _second_half_rate(progress: list[tuple[float, int]]) -> Optional[float]:
+    """Images/s over the second half of the run's images: the rate once actors are up and the read-ahead that
+    decoding built while they started has been used up."""
+    if not progress or progress[-1][1] < 4:
+        return None
+    half = progress[-1][1] / 2
+    t_half, n_half = next((t, n) for t, n in progress if n >= half)
+    t_end, n_end = progress[-1]
+    return round((n_end - n_half) / (t_end - t_half), 2) if t_end > t_half else None
 
 
 def parquet_table(doc: dict[str, Any]):

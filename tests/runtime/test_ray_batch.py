@@ -19,6 +19,9 @@ from cat_deploy.runtime.detect import DetectOptions, InferError, run_detection
 from cat_deploy.runtime.source import SourceError
 from cat_deploy.runtime.ray_batch import INSTALL_HINT, _prepare, _rows_and_source, parquet_table, plan_actors
 
+# One worker runs every test of the module (pytest -n 2 --dist loadgroup): one cluster, not one per worker.
+pytestmark = pytest.mark.xdist_group("ray")
+
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_CKPT = ROOT / "assets" / "demo" / "cat_retinanet_tiny.pth"
 SAMPLES = ROOT / "assets" / "samples"

@@ -201,3 +201,20 @@ def test_pbtxt_writer():
     assert (msg.name, msg.max_batch_size, list(msg.input[0].dims)) == ("m", 4, [3, -1])
     assert 'name: "m"' in text and "data_type: TYPE_FP32" in text
     assert np.isscalar(msg.max_batch_size)
+
+
+def test_serve_cli_errors_are_one_line(onnx_dynamic, tmp_path, monkeypatch, capsys):
+    import sys
+
+    from cat_deploy.serve.__main__ import main
+    from cat_deploy.serve.server import INSTALL_HINT
+
+    assert main(["--repo", str(tmp_path / "nothing")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("python -m cat_deploy.serve: error: ") and "not a Triton model repository" in err
+    assert "\n" not in err
+    write_triton_repository(onnx_dynamic, tmp_path / "repo", TritonRepoOptions(backend="python"))
+    monkeypatch.setitem(sys.modules, "pytriton", None)  # nvidia-pytriton not installed
+    monkeypatch.setitem(sys.modules, "pytriton.utils.distribution", None)
+    assert main(["--repo", str(tmp_path / "repo")]) == 2
+    assert capsys.readouterr().err.strip() == f"python -m cat_deploy.serve: error: {INSTALL_HINT}"

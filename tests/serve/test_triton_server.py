@@ -30,7 +30,8 @@ DEMO_CKPT = ROOT / "assets" / "demo" / "cat_retinanet_tiny.pth"
 SAMPLES = ROOT / "assets" / "samples"
 SERVE = ServeConfig(conf=0.05, max_det=50, max_bytes=2_000_000, max_pixels=30_000_000)
 
-pytestmark = pytest.mark.slow
+# One worker runs the module (pytest -n 2 --dist loadgroup): one server, not one per worker.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("triton_server")]
 
 
 @pytest.fixture(scope="module")
