@@ -1,7 +1,8 @@
 """``infer.py --ray``: the same outputs as the single-process run, resume, a killed actor, bad images.
 
-The Ray tests start their own local cluster (2 CPUs, 128 MiB object store, no dashboard) once for
-the module and stop it at the end; every wait on the cluster is bounded.
+The Ray tests start their own local cluster (2 CPUs, 128 MiB object store, no dashboard) once per test
+process (under ``pytest -n 2`` each worker that runs some of them has its own) and stop it at the end;
+every wait on the cluster is bounded.
 """
 import io
 import json
@@ -18,9 +19,6 @@ from cat_deploy.data.synthetic import render_scene
 from cat_deploy.runtime.detect import DetectOptions, InferError, run_detection
 from cat_deploy.runtime.source import SourceError
 from cat_deploy.runtime.ray_batch import INSTALL_HINT, _prepare, _rows_and_source, parquet_table, plan_actors
-
-# One worker runs every test of the module (pytest -n 2 --dist loadgroup): one cluster, not one per worker.
-pytestmark = pytest.mark.xdist_group("ray")
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_CKPT = ROOT / "assets" / "demo" / "cat_retinanet_tiny.pth"

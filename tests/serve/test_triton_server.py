@@ -1,7 +1,8 @@
 """A real Triton server (the one bundled with nvidia-pytriton) serving the repository ``export.py --triton-repo``
 writes, on 127.0.0.1, talked to with tritonclient over HTTP and gRPC.
 
-One server for the module (its start takes most of the time here); every wait is bounded. The
+One server per test process (its start takes most of the time here; under ``pytest -n 2`` each worker
+running some of these tests starts its own, on its own ports); every wait is bounded. The
 network runs on the Python backend (cat_deploy's ONNX Runtime runner): the bundled server has
 no onnxruntime backend; the ensemble, the pre/post-processing models, the batcher and the
 error paths are Triton's own.
@@ -30,8 +31,7 @@ DEMO_CKPT = ROOT / "assets" / "demo" / "cat_retinanet_tiny.pth"
 SAMPLES = ROOT / "assets" / "samples"
 SERVE = ServeConfig(conf=0.05, max_det=50, max_bytes=2_000_000, max_pixels=30_000_000)
 
-# One worker runs the module (pytest -n 2 --dist loadgroup): one server, not one per worker.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("triton_server")]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
