@@ -7,14 +7,19 @@
     python export.py --ckpt model.pth --format trt --dynamic --batch 8 --triton-repo triton_repo
 
 Writes into --out (default: a folder named after the checkpoint) NAME.onnx (and NAME.engine),
-each with a sidecar NAME.<ext>.json. Exit status: 0 ok, 1 parity failed (files kept),
-2 bad input, 3 TensorRT missing or failed (ONNX kept).
+each with a sidecar NAME.<ext>.json. With parity on, a new artefact is written beside the
+old one as NAME.unvalidated.onnx and replaces NAME.onnx only once parity passes; a failed or
+interrupted re-export leaves the validated pair as it was. --triton-repo DIR also writes a Triton
+model repository of the artefact once it is written (and validated).
+Exit status: 0 ok, 1 parity failed (files kept), 2 bad input, 3 missing dependency
+(TensorRT, ModelOpt, plugin runtime; the ONNX is kept), 4 internal error, 130 interrupted.
 """
 import argparse
 import sys
 from pathlib import Path
 
-from cat_deploy.export.pipeline import ExportFailed, ExportOptions, run_export
+from cat_deploy import cli
+from cat_deploy.exporter import ExportFailed, ExportOptions, run_export
 
 
 def parse_args(argv=None) -> ExportOptions:
@@ -49,11 +54,17 @@ def parse_args(argv=None) -> ExportOptions:
                    help="synthetic scenes for detector mAP parity (0 to skip)")
     p.add_argument("--workspace", type=float, default=d.workspace_gib, help="TensorRT workspace, GiB")
     p.add_argument("--timing-cache", help="TensorRT timing cache file (default: OUT/timing.cache)")
+    p.add_argument("--tf32", action="store_true", help="TensorRT: let FP32 layers use TF32 (off: exact FP32 parity)")
+    p.add_argument("--version-compatible", action="store_true",
+                   help="TensorRT: engine also runs on later TensorRT versions of the same major")
+    p.add_argument("--hardware-compatible", action="store_true",
+                   help="TensorRT: engine runs on any GPU from Ampere (sm_80) on, not only the build GPU's kind")
     p.add_argument("--device", default=d.device, choices=["auto", "cpu", "cuda"], help="ONNX Runtime device for parity")
     p.add_argument("--triton-repo", metavar="DIR", help="also write a Triton model repository for the artefact (see "
                    "cat_deploy/serve/triton_repo.py): network + Python-backend pre/post-processing + ensemble")
-    p.add_argument("--triton-backend", default="auto", choices=["auto", "onnxruntime", "tensorrt", "python"],
+    p.add_argument("--triton-backend", default=d.triton_backend, choices=["auto", "onnxruntime", "tensorrt", "python"],
                    help="the network's Triton backend (auto: tensorrt_plan for --format trt, else onnxruntime)")
+    cli.add_debug_flag(p)
     a = p.parse_args(argv)
     return ExportOptions(
         ckpt=a.ckpt, format=a.format, out=a.out, name=a.name, gep=a.gep, precision=a.precision,
@@ -62,22 +73,9 @@ def parse_args(argv=None) -> ExportOptions:
         nms=a.nms, conf=a.conf, iou=a.iou, max_det=a.max_det, opset=a.opset, simplify=not a.no_simplify,
         validate=not a.no_validate, per_module=a.per_module, samples=a.samples, val_images=a.val_images,
         calib_images=a.calib_images, workspace_gib=a.workspace, timing_cache=a.timing_cache, device=a.device,
+        tf32=a.tf32, version_compatible=a.version_compatible, hardware_compatible=a.hardware_compatible,
         triton_repo=a.triton_repo, triton_backend=a.triton_backend,
     )
-
-
-def write_triton(result, opts: ExportOptions) -> None:
-    """--triton-repo: the Triton model repository of the artefact just written (cat_deploy.serve.triton_repo)."""
-    from cat_deploy.serve.detector import ServeConfig
-    from cat_deploy.serve.triton_repo import TritonRepoOptions, write_triton_repository
-
-    serve = ServeConfig(opts.conf, opts.iou, opts.max_det)
-    info = write_triton_repository(result.get("engine") or result["onnx"], opts.triton_repo,
-                                   TritonRepoOptions(backend=opts.triton_backend, serve=serve))
-    print(f"triton repository: {info['repository']} ({', '.join(info['models'])}; network on {info['backend']}, "
-          f"max batch {info['max_batch_size']})")
-    for note in info["notes"]:
-        print(f"note: {note}")
 
 
 def summary(written, result=None) -> str:
@@ -95,6 +93,10 @@ def summary(written, result=None) -> str:
 
 
 def main(argv=None) -> int:
+    return cli.run("export.py", _main, argv)
+
+
+def _main(argv) -> int:
     opts = parse_args(argv)
     try:
         result = run_export(opts)
@@ -104,14 +106,6 @@ def main(argv=None) -> int:
         print(f"export.py: error: {e}", file=sys.stderr)
         return e.code
     print(summary(result["artefacts"], result))
-    if opts.triton_repo:
-        from cat_deploy.serve.triton_repo import TritonRepoError
-
-        try:
-            write_triton(result, opts)
-        except TritonRepoError as e:
-            print(f"export.py: error: {e}", file=sys.stderr)
-            return 2
     target = result.get("engine") or result["onnx"]
     print(f"next: python infer.py --engine {target} --images assets/samples --out runs/infer")
     return 0

@@ -10,15 +10,22 @@
 The backend follows the file: .engine/.plan TensorRT, .onnx ONNX Runtime, .pth PyTorch.
 Writes OUT/detections.json (COCO style, boxes in original image pixels) and OUT/summary.json;
 optionally OUT/images/ (--save-images) and OUT/labels/ (--save-txt, --save-json). Images that
-cannot be decoded are reported and skipped. An interrupted run resumes where it stopped when
-the same command is run again (progress in OUT/.partial/). With --ray the same run is spread over a
-Ray cluster (a local one without ADDRESS) and also writes OUT/detections.parquet. Exit status: 0 ok (also with skipped
-images), 2 bad input or missing backend, 130 interrupted.
+cannot be decoded are reported and skipped; other files of the folder (GIF, TIFF, text) are
+listed as not read. Per-image files are named after the input's full name (a.jpg and a.png get
+labels/a.jpg.txt and labels/a.png.txt). An interrupted run resumes where it stopped when the same
+command is run again (progress in OUT/.partial/, keyed by each input's name, size and mtime: added,
+removed or edited files are handled). --out must not hold the input images: outputs never replace
+inputs. With --ray the same run is spread over a Ray cluster (a local one without ADDRESS) and also
+writes OUT/detections.parquet; either mode resumes the other's journal. Exit status: 0 ok (also with
+skipped images), 2 bad input, 3 missing backend or dependency (Ray for --ray), 4 internal error,
+130 interrupted.
 """
 import argparse
 import sys
 
+from cat_deploy import cli
 from cat_deploy.runtime.detect import DetectOptions, InferError, run_detection
+from cat_deploy.runtime.ray_batch import run_ray
 
 
 def parse_args(argv=None) -> DetectOptions:
@@ -46,6 +53,7 @@ def parse_args(argv=None) -> DetectOptions:
     p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
                    help="run on Ray Data: a local cluster, or the cluster at ADDRESS (auto, HOST:6379, ray://HOST:10001)")
     p.add_argument("--ray-actors", type=int, metavar="N", help="with --ray: detection actors (default: one per GPU, else 1)")
+    cli.add_debug_flag(p)
     a = p.parse_args(argv)
     return DetectOptions(
         engine=a.engine, images=a.images, out=a.out, recursive=a.recursive, conf=a.conf, iou=a.iou,
@@ -56,21 +64,17 @@ def parse_args(argv=None) -> DetectOptions:
 
 
 def main(argv=None) -> int:
+    return cli.run("infer.py", _main, argv)
+
+
+def _main(argv) -> int:
     opts = parse_args(argv)
     try:
-        if opts.ray is not None:
-            from cat_deploy.runtime.ray_batch import run_ray
-
-            summary = run_ray(opts)
-        else:
-            summary = run_detection(opts)
+        summary = run_ray(opts) if opts.ray is not None else run_detection(opts)
     except InferError as e:
         print(f"infer.py: error: {e}", file=sys.stderr)
         return e.code
-    except KeyboardInterrupt:  # before the run loop started (model loading); the loop handles its own
-        print("infer.py: interrupted", file=sys.stderr)
-        return 130
-    return 130 if summary.get("interrupted") else 0
+    return cli.INTERRUPTED if summary.get("interrupted") else cli.OK
 
 
 if __name__ == "__main__":

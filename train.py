@@ -5,10 +5,16 @@
     python train.py --synthetic data/synth --out runs/demo
     # your data in COCO format (e.g. KITTI converted with python -m cat_deploy.data.kitti)
     python train.py --model retinanet_resnet50 --train-ann train.json --val-ann val.json --imgsz 384 1248
+
+An --out that holds an earlier run (last.pth, best.pth, history.json) is refused: continue it
+with --resume, replace it with --exist-ok, or pick another --out.
+Exit status: 0 done, 2 bad input, 3 missing dependency, 4 internal error, 130 interrupted
+(finished epochs are kept: resume with --resume).
 """
 import argparse
 import sys
 
+from cat_deploy import cli
 from cat_deploy.checkpoint import CheckpointError
 from cat_deploy.train import TrainConfig, train
 
@@ -36,26 +42,33 @@ def parse_args(argv=None) -> TrainConfig:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--out", default=d.out, help="run folder: last.pth, best.pth, history.json")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pth")
+    p.add_argument("--exist-ok", action="store_true", help="replace the results of an earlier run in --out")
+    cli.add_debug_flag(p)
     a = p.parse_args(argv)
     return TrainConfig(
         model=a.model, attn=None if a.attn == "none" else a.attn, train_ann=a.train_ann, train_images=a.train_images,
         val_ann=a.val_ann, val_images=a.val_images, synthetic=a.synthetic, synthetic_train=a.synthetic_train,
         synthetic_val=a.synthetic_val, input_size=tuple(a.imgsz) if a.imgsz else None, epochs=a.epochs,
         batch_size=a.batch, lr=a.lr, weight_decay=a.weight_decay, warmup_iters=a.warmup_iters, workers=a.workers,
-        threads=a.threads, seed=a.seed, out=a.out, resume=a.resume,
+        threads=a.threads, seed=a.seed, out=a.out, resume=a.resume, exist_ok=a.exist_ok,
     )
 
 
 def main(argv=None) -> int:
+    return cli.run("train.py", _main, argv)
+
+
+def _main(argv) -> int:
     cfg = parse_args(argv)
     try:
         train(cfg)
-    except (CheckpointError, ValueError, FileNotFoundError) as e:
+    except (CheckpointError, ValueError, FileNotFoundError, FloatingPointError) as e:  # ValueError: data, paths
         print(f"train.py: error: {e}", file=sys.stderr)
-        return 2
+        return cli.BAD_INPUT
     except KeyboardInterrupt:
-        print(f"\ninterrupted; resume with the same command plus --resume (state in {cfg.out}/last.pth)", file=sys.stderr)
-        return 130
+        print(f"\ntrain.py: interrupted; resume with the same command plus --resume (state in {cfg.out}/last.pth)",
+              file=sys.stderr)
+        return cli.INTERRUPTED
     return 0
 
 

@@ -11,7 +11,9 @@ file, refuses to time it unless it passes parity against PyTorch (FP32 threshold
 one inference each per round, so machine drift hits all of them alike. Reports median and
 p90 latency, ratios to the plain backbone on the same backend, ONNX Runtime's speed-up over
 PyTorch eager, parameters and MACs, threads and machine. Writes ``bench_cpu.md``/``.json``
-and an ONNX Runtime profile of CAT (``cat_profile.md``) into ``--out``.
+and an ONNX Runtime profile of CAT (``cat_profile.md``) into ``--out``. Exit status: 0 ok,
+1 a variant failed parity (not timed; the tables are still written), 2 bad input,
+3 missing dependency, 4 internal error, 130 interrupted.
 """
 from __future__ import annotations
 
@@ -20,19 +22,24 @@ import collections
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
+import onnxruntime
 import torch
 
-from .checkpoint import atomic_write
-from .export.onnx import ShapeProfile, export_onnx
+from . import cli
+from .core.files import atomic_write
+from .core.sidecar import ShapeProfile
+from .export.onnx import export_onnx
 from .layers import set_gep
 from .models import create_model
 from .models.profile import count_macs, count_params
+from .paths import OutputPathError, output_dir
 from .validate.parity import TOLERANCES, compare_outputs
 
 VARIANTS = {  # name -> (attn, gep)
@@ -43,8 +50,6 @@ MODELS = {"resnet50": ("resnet50", (224, 224)), "detector": ("retinanet_tiny", (
 
 
 def machine_info(threads: int) -> dict[str, Any]:
-    import onnxruntime
-
     cpu = platform.processor() or "unknown"
     try:
         with open("/proc/cpuinfo") as f:
@@ -73,9 +78,7 @@ def build(model_key: str, variant: str) -> torch.nn.Module:
 
 
 def _ort_session(path: Path, threads: int, profile_prefix: Optional[str] = None):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
+    opts = onnxruntime.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     # No spin-waiting after a run: with several sessions interleaved, one session's spinning
@@ -84,7 +87,7 @@ def _ort_session(path: Path, threads: int, profile_prefix: Optional[str] = None)
     if profile_prefix:
         opts.enable_profiling = True
         opts.profile_file_prefix = profile_prefix
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return onnxruntime.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
 def run(models: list[str], variants: list[str], backends: list[str], reps: int, warmup: int, threads: int,
@@ -238,7 +241,11 @@ def profile_markdown(p: dict[str, Any], info: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> int:
+    return cli.run("cat_deploy.bench", _main, argv)
+
+
+def _main(argv) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
@@ -248,13 +255,28 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--quick", action="store_true", help="5 rounds, 1 warm-up")
     p.add_argument("--out", default="docs/benchmarks")
+    cli.add_debug_flag(p)
     a = p.parse_args(argv)
     reps, warmup = (5, 1) if a.quick else (a.reps, a.warmup)
+    if reps < 1 or warmup < 0 or a.threads < 1:
+        print("cat_deploy.bench: error: --reps and --threads must be >= 1, --warmup >= 0", file=sys.stderr)
+        return cli.BAD_INPUT
+    try:
+        output_dir(a.out)
+    except OutputPathError as e:
+        print(f"cat_deploy.bench: error: {e}", file=sys.stderr)
+        return cli.BAD_INPUT
     t0 = time.time()
     report = run(a.models, a.variants, a.backends, reps, warmup, a.threads, Path(a.out))
     print(markdown(report))
     print(f"wrote {a.out}/bench_cpu.md, bench_cpu.json, cat_profile.md in {time.time() - t0:.0f} s")
+    failed = [key for key, v in report["variants"].items() if not all(s["passed"] for s in v.get("parity", {}).values())]
+    if failed:
+        print(f"cat_deploy.bench: {len(failed)} variant(s) failed parity and were not timed: {', '.join(failed)}",
+              file=sys.stderr)
+        return cli.CHECK_FAILED
+    return cli.OK
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
@@ -19,33 +18,14 @@ import torch
 import torch.nn as nn
 
 from .config import ModelConfig
+from .core.errors import CheckpointError
+from .core.files import atomic_write
+from .models import build_model
 
 FORMAT = "cat-deploy-checkpoint"
 VERSION = 1
 
-__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "load_model", "atomic_write"]
-
-
-class CheckpointError(ValueError):
-    """A checkpoint could not be read; the message names the file and what to do."""
-
-
-def atomic_write(path: str | os.PathLike, write) -> Path:
-    """Call ``write(tmp_path)`` and move the result onto ``path`` only once complete."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the permissions open() would
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "load_model"]
 
 
 def save_checkpoint(
@@ -132,8 +112,6 @@ def load_model(path: str | os.PathLike, **cat_overrides) -> nn.Module:
     ``cat_overrides`` replace CAT options that do not change the weights (for
     example ``gep="reference"`` to compare GEP formulations).
     """
-    from .models import build_model
-
     ckpt = load_checkpoint(path)
     try:
         config = ModelConfig.from_dict(ckpt["config"])

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+PAD_VALUE = 114  # letterbox padding gray (the YOLO convention); also the background behind transparent images
+BBOX_CLIP = math.log(1000.0 / 16)  # largest box delta dw/dh decoded (torchvision's RetinaNet), in training and deployment
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,9 @@ The top-level ``train.py`` parses flags into a :class:`TrainConfig` and calls :f
 Each epoch writes ``last.pth`` (weights + optimizer/scheduler/EMA state, for
 ``--resume``) and, when validation mAP@0.5 improves, ``best.pth`` (EMA weights
 only); both atomically, so an interrupted run loses at most the current epoch.
+A run never replaces an earlier run's results: an ``--out`` that already holds
+``last.pth``, ``best.pth`` or ``history.json`` is refused unless ``resume`` (continue
+it) or ``exist_ok`` (replace it) says otherwise.
 """
 from __future__ import annotations
 
@@ -18,15 +21,27 @@ from typing import Optional
 
 import numpy as np
 import torch
+from timm.utils import ModelEmaV3
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, save_checkpoint
 from .config import ModelConfig
+from .core.errors import CheckpointError
+from .core.files import atomic_write
+from .data.coco import CocoDetection, collate_detection
+from .data.synthetic import generate_dataset
 from .models import build_model, create_model, detection_loss
+from .paths import output_dir
 from .validate.coco_eval import evaluate_detector
 
-__all__ = ["TrainConfig", "train", "prepare_synthetic"]
+__all__ = ["TrainConfig", "TrainError", "train", "prepare_synthetic", "RESULT_FILES"]
+
+RESULT_FILES = ("last.pth", "best.pth", "history.json")
+
+
+class TrainError(ValueError):
+    """The run cannot start as configured; one line saying what to change."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +69,7 @@ class TrainConfig:
     seed: int = 0
     out: str = "runs/train"
     resume: bool = False
+    exist_ok: bool = False  # replace the results of an earlier run in ``out``
     max_train_images: Optional[int] = None  # for smoke tests
     max_val_images: Optional[int] = None
 
@@ -64,8 +80,6 @@ def prepare_synthetic(root: str | os.PathLike, num_train: int, num_val: int, siz
 
     The validation scenes use a different seed, so they are held out from training.
     """
-    from .data.synthetic import generate_dataset
-
     root = Path(root)
     anns = []
     for split, num, split_seed in (("train", num_train, seed), ("val", num_val, seed + 1_000_003)):
@@ -92,8 +106,6 @@ def _lr_lambda(warmup: int, total: int, final: float = 0.05):
 
 
 def _datasets(cfg: TrainConfig, input_size: tuple[int, int], mean, std):
-    from .data.coco import CocoDetection
-
     train_ann, val_ann = cfg.train_ann, cfg.val_ann
     train_images, val_images = cfg.train_images, cfg.val_images
     if cfg.synthetic:
@@ -112,21 +124,27 @@ def _datasets(cfg: TrainConfig, input_size: tuple[int, int], mean, std):
     return train_set, val_set
 
 
+def _check_out(cfg: TrainConfig) -> Path:
+    """The run folder, refusing to replace an earlier run's results without ``resume`` or ``exist_ok``."""
+    out = Path(cfg.out)
+    earlier = [n for n in RESULT_FILES if (out / n).exists()]
+    if earlier and not (cfg.resume or cfg.exist_ok):
+        raise TrainError(f"--out '{out}' holds an earlier run ({', '.join(earlier)}): pass --resume to continue it, "
+                         "--exist-ok to replace it, or another --out")
+    return output_dir(out)
+
+
 def train(cfg: TrainConfig, log=print) -> dict:
     """Train a detector as ``cfg`` says; returns the final metrics dict.
 
     Example:
         >>> train(TrainConfig(synthetic="data/synth", epochs=1, out="runs/smoke"))
     """
-    from .data.coco import collate_detection
-    from timm.utils import ModelEmaV3
-
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _check_out(cfg)
     last_path, best_path = out / "last.pth", out / "best.pth"
 
     resume_ckpt = None
@@ -142,6 +160,12 @@ def train(cfg: TrainConfig, log=print) -> dict:
             config = config.replace(input_size=tuple(cfg.input_size))
 
     train_set, val_set = _datasets(cfg, config.input_size, config.mean, config.std)
+    for ds in (train_set, val_set):
+        if ds.describe_dropped():
+            log(f"warning: {ds.describe_dropped()}")
+    if len(train_set) < cfg.batch_size:  # every batch is full (drop_last): there would be no step at all
+        raise TrainError(f"{len(train_set)} training images, fewer than --batch {cfg.batch_size}: pass --batch "
+                         f"{max(1, len(train_set))} or less, or add images")
     class_names = tuple(train_set.class_names)
     if not cfg.resume:
         config = config.replace(num_classes=len(class_names), class_names=class_names)
@@ -212,6 +236,5 @@ def train(cfg: TrainConfig, log=print) -> dict:
             "epoch": epoch + 1, "best_map50": best, "history": history, "model": model.state_dict(),
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
         })  # the checkpoint's weights are the EMA (what inference uses); training resumes from "model"
-        with open(out / "history.json", "w") as f:
-            json.dump(history, f, indent=1)
+        atomic_write(out / "history.json", lambda tmp: Path(tmp).write_text(json.dumps(history, indent=1)))
     return history[-1] if history else {}

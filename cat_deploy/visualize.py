@@ -6,7 +6,9 @@
 Writes ``attention_maps.png`` (paper Figs 3-4: the raw spatial maps -S_avg, S_max, S_ent of
 the first CAT module at each resolution, i.e. each backbone stage) and ``colla_factors.png``
 (Fig 5: the exterior colla-factors C_w, S_w after softmax, and the interior factors, against
-depth), plus ``colla_factors.json`` with the numbers.
+depth), plus ``colla_factors.json`` with the numbers. The files are written atomically and
+never onto the checkpoint or the image (``--out`` is checked first). Exit status: 0 ok,
+2 bad input, 3 missing dependency (matplotlib), 4 internal error, 130 interrupted.
 """
 from __future__ import annotations
 
@@ -18,10 +20,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import CheckpointError, load_model
+from . import cli
+from .checkpoint import load_model
+from .core.errors import CheckpointError
+from .core.files import atomic_write
+from .core.optional import lazy_import
 from .data.image import ImageReadError, read_image
 from .layers import CAT
+from .paths import output_dir, refuse_inputs
 from .runtime.processing import preprocess
+
+mpl_figure = lazy_import("matplotlib.figure", "python -m cat_deploy.visualize")
+
+OUTPUTS = ("attention_maps.png", "colla_factors.png", "colla_factors.json")
 
 __all__ = ["attention_maps_by_stage", "colla_factors", "render"]
 
@@ -69,11 +80,9 @@ def colla_factors(model: torch.nn.Module) -> list[dict]:
 
 
 def render(ckpt: str, image_path: str, out: str | Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """Draw the figures for ``ckpt`` on ``image_path`` into ``out``; returns the files written."""
+    out = output_dir(out)
+    refuse_inputs([out / name for name in OUTPUTS], [ckpt, image_path], "--out")
     model = load_model(ckpt)
     cfg = model.config
     rgb = read_image(image_path)
@@ -81,12 +90,10 @@ def render(ckpt: str, image_path: str, out: str | Path) -> list[Path]:
     stages = attention_maps_by_stage(model, torch.from_numpy(x)[None])
     if not stages:
         raise ValueError(f"'{ckpt}' has no CAT modules (attention: {cfg.attn}); nothing to draw")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     shown = ((x.transpose(1, 2, 0) * np.array(cfg.std) + np.array(cfg.mean)).clip(0, 1))
 
-    fig, axes = plt.subplots(len(stages), 4, figsize=(4 * 3.2, len(stages) * 3.2 * cfg.input_size[0] / cfg.input_size[1] + 0.6),
-                             squeeze=False)
+    fig = mpl_figure.Figure(figsize=(4 * 3.2, len(stages) * 3.2 * cfg.input_size[0] / cfg.input_size[1] + 0.6))
+    axes = fig.subplots(len(stages), 4, squeeze=False)
     titles = ["input", "-S_avg (GAP)", "S_max (GMP)", "S_ent (GEP)"]
     for row, (name, maps) in enumerate(stages):
         axes[row, 0].imshow(shown)
@@ -104,12 +111,12 @@ def render(ckpt: str, image_path: str, out: str | Path) -> list[Path]:
                  fontsize=9)
     fig.tight_layout()
     maps_png = out / "attention_maps.png"
-    fig.savefig(maps_png, dpi=110)
-    plt.close(fig)
+    atomic_write(maps_png, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
 
     rows = colla_factors(model)
     depth = np.arange(1, len(rows) + 1)
-    fig, (a0, a1) = plt.subplots(1, 2, figsize=(11, 3.6))
+    fig = mpl_figure.Figure(figsize=(11, 3.6))
+    a0, a1 = fig.subplots(1, 2)
     a0.plot(depth, [r["Cw"] for r in rows], "o-", label="C_w (channel)")
     a0.plot(depth, [r["Sw"] for r in rows], "s-", label="S_w (spatial)")
     a0.set_xlabel("CAT module (depth)")
@@ -124,23 +131,27 @@ def render(ckpt: str, image_path: str, out: str | Path) -> list[Path]:
     a1.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     factors_png = out / "colla_factors.png"
-    fig.savefig(factors_png, dpi=110)
-    plt.close(fig)
-    (out / "colla_factors.json").write_text(json.dumps(rows, indent=1))
+    atomic_write(factors_png, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    atomic_write(out / "colla_factors.json", lambda tmp: Path(tmp).write_text(json.dumps(rows, indent=1)))
     return [maps_png, factors_png, out / "colla_factors.json"]
 
 
 def main(argv=None) -> int:
+    return cli.run("cat_deploy.visualize", _main, argv)
+
+
+def _main(argv) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ckpt", required=True)
     p.add_argument("--image", required=True)
     p.add_argument("--out", default="runs/visualize")
+    cli.add_debug_flag(p)
     a = p.parse_args(argv)
     try:
         files = render(a.ckpt, a.image, a.out)
-    except (CheckpointError, ImageReadError, ValueError) as e:
+    except (CheckpointError, ImageReadError, ValueError) as e:  # ValueError: also OutputPathError
         print(f"cat_deploy.visualize: error: {e}", file=sys.stderr)
-        return 2
+        return cli.BAD_INPUT
     for f in files:
         print(f"wrote {f}")
     return 0

@@ -45,9 +45,12 @@ from typing import Optional
 import torch
 import triton
 import triton.language as tl
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+
+from cat_deploy.core.plugin_ids import GMP_FILTER_CODES, GMP_FILTERS
 
 __all__ = [
-    "FILTERS",
     "TileConfig",
     "PluginConfig",
     "cat_pool_fused",
@@ -57,8 +60,6 @@ __all__ = [
     "PluginKernel",
     "cat_pool_plugin_kernel",
 ]
-
-FILTERS = {"none": 0, "paper": 1, "2d": 2}
 
 
 # --------------------------------------------------------------------------- device functions
@@ -350,7 +351,7 @@ class PluginConfig:
     num_warps: int = 4
 
     def constexprs(self, gmp_filter: str, k: int) -> dict:
-        return {"FILTER": FILTERS[gmp_filter], "K": k, "BLOCK_C": self.block_c, "TH": self.th, "TW": self.tw,
+        return {"FILTER": GMP_FILTER_CODES[gmp_filter], "K": k, "BLOCK_C": self.block_c, "TH": self.th, "TW": self.tw,
                 "CH_BLOCK_C": self.ch_block_c, "CH_TH": self.ch_th, "CH_TW": self.ch_tw}
 
     def grid(self, C: int, H: int, W: int, k: int) -> int:
@@ -360,8 +361,8 @@ class PluginConfig:
 
 
 def _prepare(x: torch.Tensor, taps: Optional[torch.Tensor], gmp_filter: str) -> tuple[torch.Tensor, torch.Tensor, int]:
-    if gmp_filter not in FILTERS:
-        raise ValueError(f"gmp_filter must be one of {tuple(FILTERS)}, got {gmp_filter!r}")
+    if gmp_filter not in GMP_FILTER_CODES:
+        raise ValueError(f"gmp_filter must be one of {GMP_FILTERS}, got {gmp_filter!r}")
     if x.ndim != 4:
         raise ValueError(f"fused CAT pooling expects an NCHW tensor, got shape {tuple(x.shape)}")
     if x.dtype not in (torch.float32, torch.float16, torch.bfloat16):
@@ -429,7 +430,7 @@ def cat_pool_fused(x: torch.Tensor, taps: Optional[torch.Tensor], gmp_filter: st
         sp_target, sp_stride = sp_part, groups * 5 * H * W
     _tiles_kernel[(n_tiles, groups, B)](
         x, taps, C, H, W, cg, ch_part, sp_target, sp_stride,
-        FILTER=FILTERS[gmp_filter], K=k, BLOCK_C=cfg.block_c, TH=cfg.th, TW=cfg.tw,
+        FILTER=GMP_FILTER_CODES[gmp_filter], K=k, BLOCK_C=cfg.block_c, TH=cfg.th, TW=cfg.tw,
         SPATIAL_FINAL=groups == 1, num_warps=cfg.num_warps,
     )
     n_blocks = triton.cdiv(C, cfg.merge_block) + (triton.cdiv(H * W, cfg.merge_block) if groups > 1 else 0)
@@ -507,9 +508,6 @@ def plugin_ptx(cc: int, dtype: str = "float32", gmp_filter: str = "paper", k: in
     outputs...), so those trailing parameters are removed here after checking that the kernel
     needs no scratch memory and never reads them. Raises ``RuntimeError`` otherwise.
     """
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
-
     if gmp_filter == "none":
         k = 1
     _check_tw(config.tw, k)

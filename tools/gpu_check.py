@@ -74,7 +74,7 @@ def main(argv=None) -> int:
     import triton
 
     from cat_deploy.layers.pooling import cat_pool, gaussian_kernel1d
-    from plugins.cat_pool_triton import PluginConfig, TileConfig, cat_pool_fused, cat_pool_single
+    from cat_deploy.plugins.cat_pool_triton import PluginConfig, TileConfig, cat_pool_fused, cat_pool_single
 
     np.seterr(all="ignore")
     cuda = torch.cuda.is_available() and not args.dry_run

@@ -1,5 +1,9 @@
-"""Data layer: image decoding, letterbox/augmentation, synthetic scenes, COCO and KITTI."""
-from .coco import CocoDetection, collate_detection, load_coco_json
+"""Data layer: image decoding, letterbox/augmentation, synthetic scenes, COCO results and mAP, KITTI.
+
+Numpy and Pillow only, so the deployment runtime can use it without PyTorch; the PyTorch
+training dataset is :mod:`cat_deploy.data.coco` (``CocoDetection``, ``collate_detection``).
+"""
+from .coco_eval import coco_map, to_coco_results
 from .image import IMAGE_EXTENSIONS, ImageReadError, is_image_file, list_images, read_image
 from .kitti import convert_kitti
 from .synthetic import CLASSES, generate_dataset, render_scene
@@ -17,12 +21,11 @@ from .transforms import (
 __all__ = [
     "CLASSES",
     "IMAGE_EXTENSIONS",
-    "CocoDetection",
     "ImageReadError",
     "Letterbox",
     "boxes_to_letterbox",
     "boxes_to_original",
-    "collate_detection",
+    "coco_map",
     "color_jitter",
     "convert_kitti",
     "generate_dataset",
@@ -30,9 +33,9 @@ __all__ = [
     "is_image_file",
     "letterbox",
     "list_images",
-    "load_coco_json",
     "normalize",
     "random_scale_crop",
     "read_image",
     "render_scene",
+    "to_coco_results",
 ]

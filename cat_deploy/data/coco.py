@@ -5,9 +5,13 @@ KITTI (:mod:`cat_deploy.data.kitti`) or any real COCO-style export.
 
 Category ids are mapped to contiguous 0-based labels in sorted id order;
 ``category_ids[label]`` gives the COCO id back (for writing results). COCO boxes
-``[x, y, w, h]`` become ``x1, y1, x2, y2``; boxes with zero width or height are
-dropped. ``iscrowd`` boxes are kept and flagged: evaluation ignores them and
-training should ignore anchors on them.
+``[x, y, w, h]`` become ``x1, y1, x2, y2``. Boxes that cannot be trained on are
+dropped and counted by reason in ``CocoDetection.dropped`` (``describe_dropped()``
+is the line ``train.py`` prints): not finite (NaN/Inf), negative size, empty (zero
+width or height), entirely outside the image. ``iscrowd`` boxes are kept and
+flagged: evaluation ignores them and training should ignore anchors on them. A file
+whose structure is wrong (an image without ``file_name``, a ``bbox`` that is not
+four numbers) is refused with one line naming the entry (:func:`check_coco`).
 
 Eval mode letterboxes to ``input_size``; train mode uses a random zoom/crop
 (:func:`~cat_deploy.data.transforms.random_scale_crop`), a horizontal flip and
@@ -18,9 +22,8 @@ get new augmentations.
 """
 from __future__ import annotations
 
-import json
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -28,34 +31,11 @@ import numpy as np
 import torch
 
 from ..config import IMAGENET_MEAN, IMAGENET_STD
+from .coco_json import box_problem, check_coco, load_coco_json
 from .image import read_image
 from .transforms import boxes_to_letterbox, color_jitter, hflip, letterbox, normalize, random_scale_crop
 
-__all__ = ["CocoDetection", "collate_detection", "load_coco_json"]
-
-
-def load_coco_json(ann_file: str | os.PathLike) -> dict[str, Any]:
-    """Read a COCO json and check that it has ``images``, ``annotations`` and ``categories`` lists."""
-    path = Path(ann_file)
-    if not path.is_file():
-        raise FileNotFoundError(f"COCO annotations '{path}' not found — check the path")
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except json.JSONDecodeError as e:
-        raise ValueError(
-            f"COCO annotations '{path}' is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})"
-            " — fix or regenerate the file"
-        ) from None
-    except UnicodeDecodeError:
-        raise ValueError(f"COCO annotations '{path}' is not UTF-8 text — pass the .json file") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"COCO annotations '{path}' must hold a JSON object, got {type(data).__name__}")
-    missing = [k for k in ("images", "categories") if not isinstance(data.get(k), list)]
-    if missing:
-        raise ValueError(f"COCO annotations '{path}' has no {' or '.join(missing)} list — is it a COCO detection file?")
-    data.setdefault("annotations", [])
-    return data
+__all__ = ["CocoDetection", "collate_detection", "load_coco_json", "check_coco", "box_problem"]
 
 
 class CocoDetection(torch.utils.data.Dataset):
@@ -109,14 +89,10 @@ class CocoDetection(torch.utils.data.Dataset):
         label_of = {cid: i for i, cid in enumerate(self.category_ids)}
 
         self.images: list[dict] = sorted(data["images"], key=lambda im: im["id"])
-        known = {im["id"] for im in self.images}
+        known = {im["id"]: im for im in self.images}
         per_image: dict[int, list] = defaultdict(list)
+        self.dropped: Counter = Counter()  # boxes not trained on, by reason (see the module docstring)
         for a in data["annotations"]:
-            if not all(k in a for k in ("image_id", "category_id", "bbox")):
-                raise ValueError(
-                    f"COCO annotations '{self.ann_file}': annotation {a.get('id')} lacks image_id, category_id "
-                    "or bbox — fix the file"
-                )
             if a["category_id"] not in label_of:
                 raise ValueError(
                     f"COCO annotations '{self.ann_file}': annotation {a.get('id')} has category_id "
@@ -128,9 +104,14 @@ class CocoDetection(torch.utils.data.Dataset):
                     f"{a['image_id']} that is not in 'images' — fix the file"
                 )
             x, y, w, h = (float(v) for v in a["bbox"])
-            if w > 0 and h > 0:
-                crowd = int(bool(a.get("iscrowd", 0)))
-                per_image[a["image_id"]].append((x, y, x + w, y + h, label_of[a["category_id"]], crowd))
+            im = known[a["image_id"]]
+            problem = box_problem(x, y, w, h, im.get("width"), im.get("height"))
+            if problem:
+                self.dropped[problem] += 1
+                continue
+            crowd = int(bool(a.get("iscrowd", 0)))
+            per_image[a["image_id"]].append((x, y, x + w, y + h, label_of[a["category_id"]], crowd))
+        self.num_boxes = len(data["annotations"])
         self._targets = {
             im["id"]: np.asarray(per_image.get(im["id"], []), dtype=np.float32).reshape(-1, 6) for im in self.images
         }
@@ -144,6 +125,14 @@ class CocoDetection(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def describe_dropped(self) -> str:
+        """One line on the boxes not used, by reason; empty when every box is used."""
+        if not self.dropped:
+            return ""
+        reasons = ", ".join(f"{r} {n}" for r, n in sorted(self.dropped.items()))
+        return (f"'{self.ann_file}': dropped {sum(self.dropped.values())} of {self.num_boxes} boxes ({reasons}); "
+                "fix them in the json to train on them")
 
     def set_epoch(self, epoch: int) -> None:
         """Change the augmentation stream (train mode)."""

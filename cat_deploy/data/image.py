@@ -30,10 +30,12 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..config import PAD_VALUE
+
 __all__ = ["IMAGE_EXTENSIONS", "ImageReadError", "is_image_file", "list_images", "read_image", "decode_image"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-ALPHA_BACKGROUND = 114
+ALPHA_BACKGROUND = PAD_VALUE
 DEFAULT_MAX_PIXELS = 100_000_000
 
 PathLike = Union[str, os.PathLike]

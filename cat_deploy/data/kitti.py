@@ -32,8 +32,9 @@ from typing import Optional, Sequence
 
 from PIL import Image
 
+from ..core.files import write_json
 from .image import IMAGE_EXTENSIONS
-from .synthetic import CLASSES, write_json_atomic
+from .synthetic import CLASSES
 
 __all__ = ["KITTI_TO_CLASS", "convert_kitti", "main"]
 
@@ -134,7 +135,7 @@ def convert_kitti(
         annotations=annotations,
         categories=[dict(id=i + 1, name=n, supercategory="object") for i, n in enumerate(CLASSES)],
     )
-    write_json_atomic(out_file, coco)
+    write_json(out_file, coco)
     return coco
 
 

@@ -46,12 +46,10 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import math
 import multiprocessing
 import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from pathlib import Path
@@ -59,8 +57,11 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+from tqdm import tqdm
 
-__all__ = ["CLASSES", "generate_dataset", "main", "parse_size", "render_scene", "write_json_atomic"]
+from ..core.files import write_json
+
+__all__ = ["CLASSES", "generate_dataset", "main", "parse_size", "render_scene"]
 
 CLASSES = ("car", "truck", "pedestrian", "cyclist", "traffic_light", "traffic_sign")
 CAR, TRUCK, PEDESTRIAN, CYCLIST, LIGHT, SIGN = range(1, 7)  # COCO category ids
@@ -916,8 +917,6 @@ def generate_dataset(
 
         ann = generate_dataset("data/synth/val", 200, size=(640, 192), seed=1)
     """
-    from tqdm import tqdm
-
     if image_format not in ("jpg", "png"):
         raise ValueError(f"image_format must be 'jpg' or 'png', got {image_format!r}")
     out = Path(out_dir)
@@ -950,23 +949,7 @@ def generate_dataset(
         annotations=annotations,
         categories=[dict(id=k + 1, name=n, supercategory="object") for k, n in enumerate(CLASSES)],
     )
-    return write_json_atomic(out / "annotations.json", coco)
-
-
-def write_json_atomic(path: str | os.PathLike, obj) -> Path:
-    """Write ``obj`` as JSON through a temp file in the same folder + ``os.replace``: never half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return write_json(out / "annotations.json", coco)
 
 
 def parse_size(text: str) -> tuple[int, int]:

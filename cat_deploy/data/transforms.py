@@ -20,6 +20,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from ..config import PAD_VALUE
+
 __all__ = [
     "Letterbox",
     "boxes_to_letterbox",
@@ -65,7 +67,7 @@ def _paste(canvas: np.ndarray, image: np.ndarray, x: int, y: int) -> None:
         canvas[y0:y1, x0:x1] = image[y0 - y : y1 - y, x0 - x : x1 - x]
 
 
-def letterbox(image: np.ndarray, size: tuple[int, int], pad_value: int = 114) -> tuple[np.ndarray, Letterbox]:
+def letterbox(image: np.ndarray, size: tuple[int, int], pad_value: int = PAD_VALUE) -> tuple[np.ndarray, Letterbox]:
     """Resize keeping the aspect ratio so the image fits ``size`` = (h, w), then centre-pad.
 
     Args:
@@ -160,7 +162,7 @@ def random_scale_crop(
     scale_range: tuple[float, float],
     out_size: tuple[int, int],
     min_visible: float = 0.4,
-    pad_value: int = 114,
+    pad_value: int = PAD_VALUE,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Letterbox]:
     """Letterbox with a random zoom and a random position: the training-time view of ``image``.
 

@@ -1,7 +1,13 @@
-"""Export: deploy graphs, ONNX, mixed precision, the fused-pooling plugin, TensorRT engines, sidecars."""
+"""Export: deploy graphs, ONNX, mixed precision, TensorRT engines, the versions a sidecar records.
+
+The end-to-end job of ``export.py`` (export, parity against PyTorch, engine) joins this package
+and :mod:`cat_deploy.validate`, so it sits above both: :mod:`cat_deploy.exporter`.
+"""
+from ..core.sidecar import ShapeProfile, read_sidecar, sidecar_path, write_sidecar
+from ..layers import cat_module_names
 from .deploy import DeployDetector, deploy_module, output_names
-from .onnx import OPSET, ShapeProfile, cat_module_names, export_onnx
-from .sidecar import read_sidecar, sidecar_path, versions, write_sidecar
+from .onnx import OPSET, export_onnx
+from .versions import versions
 
 __all__ = [
     "DeployDetector",

@@ -12,58 +12,28 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Sequence
 
+import onnx
+import onnxslim
 import torch
 import torch.nn as nn
+from torch.onnx import _constants
 
-from ..checkpoint import atomic_write
+from ..core.files import atomic_write
+from ..core.sidecar import ShapeProfile
+from ..layers import cat_module_names
 
-__all__ = ["OPSET", "ShapeProfile", "export_onnx", "cat_module_names"]
+__all__ = ["OPSET", "ShapeProfile", "export_onnx", "cat_module_names", "opset_range"]
 
 OPSET = 17
 
 
-@dataclass(frozen=True)
-class ShapeProfile:
-    """Input shapes (B, 3, H, W): ``opt`` is what the graph is traced at; min/max bound dynamic axes."""
-
-    min: tuple[int, int, int, int]
-    opt: tuple[int, int, int, int]
-    max: tuple[int, int, int, int]
-
-    @property
-    def dynamic(self) -> bool:
-        return self.min != self.max
-
-    @classmethod
-    def make(cls, imgsz: Sequence[int], batch: int = 1, dynamic: bool = False,
-             min_imgsz: Optional[Sequence[int]] = None, max_imgsz: Optional[Sequence[int]] = None) -> "ShapeProfile":
-        h, w = int(imgsz[0]), int(imgsz[1])
-        opt = (batch, 3, h, w)
-        if not dynamic:
-            return cls(opt, opt, opt)
-        lo = tuple(min_imgsz) if min_imgsz else (max(32, h // 2), max(32, w // 2))
-        hi = tuple(max_imgsz) if max_imgsz else (h * 2, w * 2)
-        if not (lo[0] <= h <= hi[0] and lo[1] <= w <= hi[1]):
-            raise ValueError(f"--imgsz {h} {w} must lie between --min-imgsz {lo} and --max-imgsz {hi}")
-        return cls((1, 3, *lo), opt, (batch, 3, *hi))
-
-    def shapes(self) -> list[tuple[int, int, int, int]]:
-        """Distinct shapes to validate: min, opt, max."""
-        return list(dict.fromkeys([self.min, self.opt, self.max]))
-
-    def to_dict(self) -> dict:
-        return {"min": list(self.min), "opt": list(self.opt), "max": list(self.max)}
-
-
-def cat_module_names(model: nn.Module) -> list[str]:
-    """Qualified names of the CAT modules, in forward order for the zoo's sequential backbones."""
-    from ..layers import CAT
-
-    return [name for name, m in model.named_modules() if isinstance(m, CAT)]
+def opset_range() -> tuple[int, int]:
+    """Opsets the TorchScript exporter writes (7..20 with torch 2.x); others are refused before exporting."""
+    return (getattr(_constants, "ONNX_MIN_OPSET", 7),
+            getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", getattr(_constants, "ONNX_MAX_OPSET", 20)))
 
 
 def export_onnx(
@@ -80,8 +50,6 @@ def export_onnx(
     Batch, height and width are dynamic axes when ``profile.dynamic``; the graph is
     traced at ``profile.opt``. Returns the path.
     """
-    import onnx
-
     module = module.eval()
     example = torch.zeros(profile.opt)
     dynamic_axes = None
@@ -102,8 +70,6 @@ def export_onnx(
                 )
         model = onnx.load(tmp)
         if simplify:
-            import onnxslim
-
             model = onnxslim.slim(model)
         onnx.checker.check_model(model, full_check=True)
         onnx.save(model, tmp)

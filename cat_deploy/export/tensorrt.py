@@ -1,26 +1,32 @@
 """TensorRT engine building: the only module of the exporter that imports ``tensorrt``.
 
-Written against the documented TensorRT 10.9+/11.x Python API
-(``../shared/TENSORRT_NOTES.md``); NOT YET RUN ON TensorRT (see README's
-verification table). Networks are strongly typed: the ONNX graph carries the
-precision (``cat_deploy.export.precision``). On TensorRT 10.x without the
-strongly-typed flag, ``--precision fp16`` falls back to ``BuilderFlag.FP16``.
+Written against the documented TensorRT 10.9+/11.x Python API; every TensorRT name used
+here is checked against the 10.9, 10.16 and 11.4 bindings (``tests/trt_bindings``). NOT YET
+RUN ON TensorRT (see README's verification table).
+
+Networks are always strongly typed (the flag exists in every version from 10.9 and is
+implied on 11.x): the ONNX graph carries the precision, FP16 as a mixed-precision graph and
+INT8 as explicit Q/DQ nodes (``cat_deploy.export.precision``). TF32 is cleared unless asked
+for, since FP32 parity tolerances assume true FP32 (TensorRT enables TF32 by default).
 """
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from ..checkpoint import atomic_write
-from ..runtime.runners import BackendUnavailable
-from .onnx import ShapeProfile
+from ..core import optional
+from ..core.files import atomic_write
+from ..core.optional import lazy_import
+from ..core.sidecar import ShapeProfile
 
-__all__ = ["require_tensorrt", "build_engine", "EngineBuildError", "INSTALL_HINT"]
+__all__ = ["require_tensorrt", "build_engine", "BuildFlags", "EngineBuildError", "TIMING_CACHE_REFUSED"]
 
-INSTALL_HINT = ("TensorRT is not installed: on a machine with an NVIDIA GPU and driver run "
-                "pip install 'cat-deploy[trt]' (TensorRT >= 10.9 and cuda-python), then rerun with --format trt; "
-                "the ONNX file runs as it is with ONNX Runtime (python infer.py --engine FILE.onnx)")
+_INSTEAD = ("then rerun with --format trt; the ONNX file runs as it is with ONNX Runtime "
+                "(python infer.py --engine FILE.onnx)")
+
+cat_pool_trt = lazy_import("cat_deploy.plugins.cat_pool_trt", "--gep plugin engines")
 
 
 class EngineBuildError(RuntimeError):
@@ -28,19 +34,38 @@ class EngineBuildError(RuntimeError):
 
 
 def require_tensorrt():
-    try:
-        import tensorrt as trt
-    except ImportError:
-        raise BackendUnavailable(INSTALL_HINT) from None
-    major, minor = (int(x) for x in trt.__version__.split(".")[:2])
-    if (major, minor) < (10, 9):
-        raise BackendUnavailable(f"TensorRT {trt.__version__} is too old: cat-deploy needs >= 10.9 "
-                                 "(ahead-of-time Python plugins, strongly typed networks); pip install -U tensorrt")
-    return trt
+    """The ``tensorrt`` module (>= 10.9), or :class:`~cat_deploy.core.errors.MissingDependency` saying what to do."""
+    return optional.require_tensorrt("--format trt", _INSTEAD)
 
 
-def trt_major() -> int:
-    return int(require_tensorrt().__version__.split(".")[0])
+TIMING_CACHE_REFUSED = "timing cache ignored: from another device/version"
+
+
+@dataclass(frozen=True)
+class BuildFlags:
+    """Builder options that change what the engine computes or where it runs (all recorded in the sidecar).
+
+    ``tf32``: let FP32 layers use TF32 tensor cores (10-bit mantissa; off by default).
+    ``version_compatible``: the engine also runs on later TensorRT versions of the same major
+    (``BuilderFlag.VERSION_COMPATIBLE``; the runtime must allow engine host code).
+    ``hardware_compatible``: the engine runs on every GPU from Ampere on, not only on the build
+    GPU's compute capability (``HardwareCompatibilityLevel.AMPERE_PLUS``; may be slower).
+    """
+
+    tf32: bool = False
+    version_compatible: bool = False
+    hardware_compatible: bool = False
+
+
+def _timing_cache(trt, config, path: Optional[str | os.PathLike], log):
+    """Attach the cache stored at ``path`` (or a new one); one that TensorRT refuses is replaced by a new one."""
+    blob = Path(path).read_bytes() if path and Path(path).is_file() else b""
+    cache = config.create_timing_cache(blob)
+    if cache is not None and config.set_timing_cache(cache, False):
+        return False
+    log(f"{TIMING_CACHE_REFUSED} ('{path}' left as it is; building without it)")
+    config.set_timing_cache(config.create_timing_cache(b""), False)
+    return True
 
 
 def build_engine(
@@ -52,23 +77,23 @@ def build_engine(
     workspace_gib: float = 4.0,
     timing_cache: Optional[str | os.PathLike] = None,
     register_plugin: bool = False,
+    flags: BuildFlags = BuildFlags(),
     log=print,
 ) -> dict[str, Any]:
     """Parse ``onnx_path``, build a serialized engine for ``profile``, write it atomically to ``engine_path``.
 
-    Reuses and updates ``timing_cache`` when given. Returns facts for the sidecar.
+    ``precision`` only labels the sidecar: the (strongly typed) graph decides every tensor's
+    dtype. Reuses and updates ``timing_cache`` when given; a cache TensorRT refuses (another
+    GPU or version) is left untouched and the build goes on without it. Returns facts for
+    the sidecar's ``engine`` entry.
     """
     trt = require_tensorrt()
     if register_plugin:
-        from plugins import cat_pool_trt  # noqa: F401  (registers cat_deploy::FusedCatPool before parsing)
+        cat_pool_trt.register_plugin()  # cat_deploy::FusedCatPool, before the parser meets the node
 
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    flags = 0
-    strongly_typed = hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED")
-    if strongly_typed and trt_major() < 11:  # always strongly typed (and the flag ignored) on 11.x
-        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
-    network = builder.create_network(flags)
+    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
@@ -76,13 +101,15 @@ def build_engine(
 
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
-    if precision == "fp16" and not strongly_typed:
-        config.set_flag(trt.BuilderFlag.FP16)  # TensorRT 10.x weak-typing fallback
-    if precision == "int8" and not strongly_typed:
-        raise EngineBuildError("INT8 engines need explicit Q/DQ in the ONNX and a strongly typed network")
-    cache_bytes = Path(timing_cache).read_bytes() if timing_cache and Path(timing_cache).is_file() else b""
-    cache = config.create_timing_cache(cache_bytes)
-    config.set_timing_cache(cache, False)
+    if flags.tf32:
+        config.set_flag(trt.BuilderFlag.TF32)
+    else:
+        config.clear_flag(trt.BuilderFlag.TF32)
+    if flags.version_compatible:
+        config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
+    if flags.hardware_compatible:
+        config.hardware_compatibility_level = trt.HardwareCompatibilityLevel.AMPERE_PLUS
+    cache_refused = _timing_cache(trt, config, timing_cache, log)
     opt_profile = builder.create_optimization_profile()
     opt_profile.set_shape(input_name, profile.min, profile.opt, profile.max)
     config.add_optimization_profile(opt_profile)
@@ -93,14 +120,22 @@ def build_engine(
         raise EngineBuildError(f"TensorRT failed to build an engine from '{onnx_path}' (see its log above)")
     data = bytes(serialized)
     atomic_write(engine_path, lambda tmp: Path(tmp).write_bytes(data))
-    if timing_cache:
-        blob = bytes(config.get_timing_cache().serialize())
+    cache = config.get_timing_cache()
+    if timing_cache and not cache_refused and cache is not None:
+        blob = bytes(cache.serialize())
         atomic_write(timing_cache, lambda tmp: Path(tmp).write_bytes(blob))
+    elif timing_cache and not cache_refused:
+        log(f"{TIMING_CACHE_REFUSED}: TensorRT returned no cache to save; '{timing_cache}' not written")
     return {
         "tensorrt": trt.__version__,
-        "strongly_typed": bool(strongly_typed),
+        "precision": precision,
+        "strongly_typed": True,
+        "tf32": flags.tf32,
+        "version_compatible": flags.version_compatible,
+        "hardware_compatibility": "ampere_plus" if flags.hardware_compatible else "none",
         "engine_bytes": len(data),
         "workspace_gib": workspace_gib,
         "timing_cache": str(timing_cache) if timing_cache else None,
+        "timing_cache_used": bool(timing_cache) and not cache_refused,
         "profile": profile.to_dict(),
     }

@@ -1,6 +1,7 @@
-"""Layers: CAT attention and its pooling operators, plus the attention registry."""
-from .cat import CAT, set_gep
+"""Layers: CAT attention, its pooling operators and their fused export op, plus the attention registry."""
+from .cat import CAT, cat_module_names, set_gep
 from .create_attn import ATTENTION_LAYERS, get_attn
+from .fused import FusedCatPool, fused_cat_pool
 from .pooling import (
     cat_pool,
     gaussian_blur,
@@ -14,6 +15,9 @@ from .pooling import (
 
 __all__ = [
     "CAT",
+    "FusedCatPool",
+    "cat_module_names",
+    "fused_cat_pool",
     "set_gep",
     "ATTENTION_LAYERS",
     "get_attn",

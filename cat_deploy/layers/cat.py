@@ -21,16 +21,17 @@ import torch
 import torch.nn as nn
 from timm.layers import create_act_layer, make_divisible
 
+from .fused import fused_cat_pool
 from .pooling import GEP_FORMULATIONS, GMP_FILTERS, cat_pool, gaussian_kernel1d, minmax_normalize
 
-__all__ = ["CAT", "ENTROPY_NORMS", "FUSIONS", "INTERIOR_NORMS", "set_gep"]
+__all__ = ["CAT", "ENTROPY_NORMS", "FUSIONS", "INTERIOR_NORMS", "cat_module_names", "set_gep"]
 
 ENTROPY_NORMS = ("minmax", "minmax_signed", "none")
 FUSIONS = ("algorithm1", "eq1")
 INTERIOR_NORMS = ("none", "softmax")
 
 
-def _check(name: str, value: str, allowed: tuple[str, ...]) -> None:
+def _require_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ValueError(f"CAT {name} must be one of {allowed}, got {value!r}")
 
@@ -90,11 +91,11 @@ class CAT(nn.Module):
     ):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
-        _check("gmp_filter", gmp_filter, GMP_FILTERS)
-        _check("entropy_norm", entropy_norm, ENTROPY_NORMS)
-        _check("interior_norm", interior_norm, INTERIOR_NORMS)
-        _check("fusion", fusion, FUSIONS)
-        _check("gep", gep, GEP_FORMULATIONS)
+        _require_choice("gmp_filter", gmp_filter, GMP_FILTERS)
+        _require_choice("entropy_norm", entropy_norm, ENTROPY_NORMS)
+        _require_choice("interior_norm", interior_norm, INTERIOR_NORMS)
+        _require_choice("fusion", fusion, FUSIONS)
+        _require_choice("gep", gep, GEP_FORMULATIONS)
         self.channels = channels
         self.gmp_filter = gmp_filter
         self.entropy_norm = entropy_norm
@@ -127,9 +128,7 @@ class CAT(nn.Module):
 
     def pool(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Raw statistics: channel Tensor[B, 3, C] and spatial Tensor[B, 3, H, W]."""
-        if self.gep == "plugin":
-            from cat_deploy.export.plugin import fused_cat_pool  # export-only path
-
+        if self.gep == "plugin":  # one exportable node (export only)
             return fused_cat_pool(x, self.gmp_taps, self.gmp_filter)
         return cat_pool(x, self.gmp_taps, self.gmp_filter, self.gep)
 
@@ -187,10 +186,15 @@ def set_gep(model: nn.Module, gep: str) -> int:
     Example:
         >>> set_gep(model, "reference")  # the paper's formula, for comparison
     """
-    _check("gep", gep, GEP_FORMULATIONS)
+    _require_choice("gep", gep, GEP_FORMULATIONS)
     count = 0
     for m in model.modules():
         if isinstance(m, CAT):
             m.gep = gep
             count += 1
     return count
+
+
+def cat_module_names(model: nn.Module) -> list[str]:
+    """Qualified names of the CAT modules, in forward order for the zoo's sequential backbones."""
+    return [name for name, m in model.named_modules() if isinstance(m, CAT)]

@@ -27,6 +27,8 @@ from typing import Sequence, Union
 import torch
 import torch.nn.functional as F
 
+from ..core.plugin_ids import GEP_FORMULATIONS, GMP_FILTERS
+
 Dim = Union[int, Sequence[int]]
 
 __all__ = [
@@ -41,9 +43,6 @@ __all__ = [
     "GEP_FORMULATIONS",
     "GMP_FILTERS",
 ]
-
-GEP_FORMULATIONS = ("reference", "stable", "plugin")
-GMP_FILTERS = ("paper", "2d", "none")
 
 
 def _dims(x: torch.Tensor, dim: Dim) -> tuple[int, ...]:

@@ -7,8 +7,11 @@ cleanly: ``cls_logits`` Tensor[B, N, K] and ``box_deltas`` Tensor[B, N, 4] over
 all N anchors of all levels. Anchors depend only on the input size
 (:func:`make_anchors`); decoding (:func:`decode_boxes`) and NMS
 (:func:`postprocess`) are separate functions used by training, evaluation and
-every runtime backend. torchvision supplies the FPN, box coder, matcher, focal
-loss, GIoU loss and NMS.
+every runtime backend. torchvision supplies the FPN, focal loss, GIoU loss, IoU and
+NMS; the box coder (:func:`decode_boxes`) and the anchor matcher (:func:`match_anchors`)
+are local, as torchvision's are private API (the tests compare them). The
+deployment runtime has the same host half in numpy (:mod:`cat_deploy.runtime.boxes`),
+checked against these functions.
 """
 from __future__ import annotations
 
@@ -18,17 +21,17 @@ from typing import Optional, Sequence
 
 import torch
 import torch.nn as nn
-from torchvision.models.detection._utils import BoxCoder, Matcher
 from torchvision.ops import FeaturePyramidNetwork, batched_nms, box_iou, generalized_box_iou_loss, sigmoid_focal_loss
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
-from ..config import DetectorOptions
+from ..config import BBOX_CLIP, DetectorOptions
 from .backbones import FeatureBackbone
 
-__all__ = ["RetinaNet", "RetinaHead", "anchors_for_levels", "make_anchors", "decode_boxes", "postprocess", "detection_loss"]
+__all__ = ["RetinaNet", "RetinaHead", "anchors_for_levels", "make_anchors", "decode_boxes", "match_anchors",
+           "postprocess", "detection_loss"]
 
-BBOX_CLIP = math.log(1000.0 / 16)
-_BOX_CODER = BoxCoder(weights=(1.0, 1.0, 1.0, 1.0), bbox_xform_clip=BBOX_CLIP)
+BELOW_LOW_THRESHOLD, BETWEEN_THRESHOLDS = -1, -2
+
 
 
 def level_shapes(image_size: Sequence[int], levels: Sequence[int]) -> list[tuple[int, int]]:
@@ -77,11 +80,25 @@ def make_anchors(
     return anchors_for_levels(level_shapes(image_size, options.levels), options, device, dtype)
 
 
-def decode_boxes(box_deltas: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
-    """Apply RetinaNet deltas (dx, dy, dw, dh) to anchors: Tensor[..., N, 4] -> xyxy boxes."""
-    shape = box_deltas.shape
-    boxes = _BOX_CODER.decode_single(box_deltas.reshape(-1, 4), anchors.expand(shape).reshape(-1, 4))
-    return boxes.reshape(shape)
+def decode_boxes(box_deltas: torch.Tensor, anchors: torch.Tensor, clip: float = BBOX_CLIP) -> torch.Tensor:
+    """Apply RetinaNet deltas to anchors: boxes Tensor[..., N, 4] xyxy.
+
+    ``box_deltas`` (Tensor[..., N, 4]) are (dx, dy, dw, dh) with unit weights, relative to the
+    anchor's centre and size; dw, dh are clipped at ``clip`` before the exponential. ``anchors``
+    (Tensor[N, 4] xyxy) broadcast over the leading axes. Same maths as torchvision's
+    ``BoxCoder(weights=(1, 1, 1, 1)).decode_single`` (the tests compare them).
+    """
+    anchors = anchors.to(box_deltas.dtype)
+    widths = anchors[..., 2] - anchors[..., 0]
+    heights = anchors[..., 3] - anchors[..., 1]
+    ctr_x = anchors[..., 0] + 0.5 * widths
+    ctr_y = anchors[..., 1] + 0.5 * heights
+    dx, dy, dw, dh = box_deltas.unbind(-1)
+    pred_x = dx * widths + ctr_x
+    pred_y = dy * heights + ctr_y
+    half_w = 0.5 * (torch.exp(dw.clamp(max=clip)) * widths)
+    half_h = 0.5 * (torch.exp(dh.clamp(max=clip)) * heights)
+    return torch.stack([pred_x - half_w, pred_y - half_h, pred_x + half_w, pred_y + half_h], dim=-1)
 
 
 class RetinaHead(nn.Module):
@@ -225,6 +242,25 @@ def postprocess(
     return results
 
 
+def match_anchors(iou: torch.Tensor, fg_iou: float = 0.5, bg_iou: float = 0.4) -> torch.Tensor:
+    """Assign each anchor to a ground-truth box (RetinaNet): Tensor[N] of gt indices, -1 or -2.
+
+    ``iou`` (Tensor[M, N]) is the IoU of M ground-truth boxes with N anchors. An anchor takes
+    its best box when that IoU is >= ``fg_iou``, is background (-1) below ``bg_iou`` and
+    ignored (-2) in between; each box also keeps the anchors of its highest IoU whatever
+    the threshold ("low-quality matches"). Same rule as torchvision's ``Matcher`` with
+    ``allow_low_quality_matches=True``.
+    """
+    best, matches = iou.max(dim=0)
+    all_matches = matches.clone()
+    matches[best < bg_iou] = BELOW_LOW_THRESHOLD
+    matches[(best >= bg_iou) & (best < fg_iou)] = BETWEEN_THRESHOLDS
+    best_per_gt = iou.max(dim=1).values
+    anchors_of_best = torch.where(iou == best_per_gt[:, None])[1]
+    matches[anchors_of_best] = all_matches[anchors_of_best]
+    return matches
+
+
 def detection_loss(
     cls_logits: torch.Tensor,
     box_deltas: torch.Tensor,
@@ -239,7 +275,6 @@ def detection_loss(
     ``iscrowd`` Tensor[M] (bool): anchors whose best match is a crowd/ignore box
     take no classification loss.
     """
-    matcher = Matcher(fg_iou, bg_iou, allow_low_quality_matches=True)
     cls_losses, box_losses, num_fg = [], [], 0
     for logits, deltas, tgt in zip(cls_logits, box_deltas, targets):
         gt_boxes, gt_labels = tgt["boxes"], tgt["labels"]
@@ -249,11 +284,11 @@ def detection_loss(
         if gt_boxes.numel() == 0:
             cls_losses.append(sigmoid_focal_loss(logits, cls_target, reduction="sum"))
             continue
-        matches = matcher(box_iou(gt_boxes, anchors))  # [N]: gt index, -1 background, -2 between thresholds
+        matches = match_anchors(box_iou(gt_boxes, anchors), fg_iou, bg_iou)  # [N]: gt index, -1 background, -2 ignored
         fg = matches >= 0
         crowd_hit = fg & crowd[matches.clamp(min=0)]
         fg = fg & ~crowd_hit
-        valid = (matches != Matcher.BETWEEN_THRESHOLDS) & ~crowd_hit
+        valid = (matches != BETWEEN_THRESHOLDS) & ~crowd_hit
         cls_target[fg, gt_labels[matches[fg]]] = 1.0
         cls_losses.append(sigmoid_focal_loss(logits[valid], cls_target[valid], reduction="sum"))
         if fg.any():

@@ -11,6 +11,8 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from . import create_model
+
 # Paper, Table 4 (ImageNet, 224x224): Params (M), FLOPs (G).
 PAPER_TABLE4 = {
     ("resnet50", None): (24.37, 3.86), ("resnet50", "se"): (26.77, 3.87), ("resnet50", "cbam"): (26.77, 3.87),
@@ -47,8 +49,6 @@ def count_macs(model: nn.Module, input_size: Sequence[int]) -> float:
 
 def table(archs: Sequence[str], num_classes: int) -> str:
     """Markdown table of params and GMACs at 224x224 beside the paper's figures for the same class count."""
-    from . import create_model
-
     rows = ["| model | attention | params (M) | GMACs (224x224) | paper params (M) | paper FLOPs (G) |",
             "|---|---|---:|---:|---:|---:|"]
     for arch in archs:

@@ -10,10 +10,17 @@ Decoding and pre-processing of the next images run in a thread pool while the mo
 works on the current batch; with TensorRT, whose runner holds two buffer sets,
 post-processing of batch k also overlaps the engine's work on batch k+1. A file that
 cannot be decoded is journaled as skipped with its reason and the run goes on.
+
+Outputs never replace inputs: before anything is written, ``--out`` is refused when a
+folder the run writes into (``OUT`` itself, ``OUT/images``, ``OUT/labels``,
+``OUT/.partial``) holds input images, when OUT lies inside a folder the source reads
+recursively (the next run would read its outputs), or when a file it writes is the
+model, its sidecar, the annotations or the list file. ``--annotations`` is checked
+before the run too, and the model's outputs are checked against its sidecar (class
+count, anchors) on the first batch.
 """
 from __future__ import annotations
 
-import json
 import queue
 import sys
 import threading
@@ -25,17 +32,23 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
+from tqdm import tqdm
 
+from ..core.errors import BackendUnavailable
+from ..data.coco_eval import coco_map
+from ..data.coco_json import load_coco_json
 from ..data.image import DEFAULT_MAX_PIXELS, ImageReadError
 from ..data.transforms import Letterbox, boxes_to_original
-from .backends import ModelError, ModelSpec, choose_batch, open_model, parse_classes
-from .outputs import (Journal, StageTimes, coco_document, done_record, format_summary, skip_record,
+from ..paths import OutputPathError, is_within, output_dir, refuse_inputs, resolved
+from .backends import ModelError, ModelSpec, check_outputs, choose_batch, open_model, parse_classes
+from .outputs import (Journal, StageTimes, coco_document, done_record, format_summary, image_ids, skip_record,
                       write_image_files, write_json)
 from .processing import detections_from_outputs
-from .runners import BackendUnavailable, Runner
-from .source import Item, Source, SourceError, open_source, unique_stems
+from .runners import Runner
+from .source import Item, Source, SourceError, open_source
 
-__all__ = ["DetectOptions", "InferError", "run_detection", "detect_source"]
+__all__ = ["DetectOptions", "InferError", "run_detection", "detect_source", "check_options", "open_journal",
+           "reconcile_journal", "warm_up", "summarize_run", "source_changes_warning"]
 
 
 class InferError(RuntimeError):
@@ -69,6 +82,8 @@ class DetectOptions:
     stop_after: Optional[int] = None  # stop as if interrupted after this many images (tests, staged runs)
     ray: Optional[str] = None  # infer.py --ray: None = this process; "" = a local Ray cluster; else its address
     ray_actors: Optional[int] = None  # --ray-actors: detection actors (default: one per GPU, else one)
+    ray: Optional[str] = None  # infer.py --ray: None = this process; "" = a local Ray cluster; else its address
+    ray_actors: Optional[int] = None  # --ray-actors: detection actors (default: one per GPU, else one)
 
 
 @dataclass
@@ -81,20 +96,58 @@ class _Prepared:
     pre_s: float
 
 
-def _check_options(o: DetectOptions) -> None:
+def check_options(o: DetectOptions) -> Optional[dict[str, Any]]:
+    """Flags and ``--annotations`` (loaded and checked now, not after the run); returns the annotations."""
     if not 0.0 <= o.conf <= 1.0:
         raise InferError(f"--conf must lie in 0..1, got {o.conf}")
     if not 0.0 < o.iou <= 1.0:
         raise InferError(f"--iou must lie in (0, 1], got {o.iou}")
     if o.max_det < 1:
         raise InferError(f"--max-det must be >= 1, got {o.max_det}")
-    if o.annotations and not Path(o.annotations).is_file():
+    if not o.annotations:
+        return None
+    if not Path(o.annotations).is_file():
         raise InferError(f"--annotations '{o.annotations}' not found (a COCO json with images and annotations)")
+    try:
+        return load_coco_json(o.annotations)
+    except (ValueError, OSError) as e:
+        raise InferError(f"--annotations: {e}") from None
+
+
+def _check_out_folder(o: DetectOptions, source: Source) -> Path:
+    """Refuse an ``--out`` whose written parts hold inputs (see the module docstring); create it."""
+    out = Path(o.out)
+    hint = "choose an --out outside the input folders, e.g. runs/infer"
+    parents = {resolved(folder) for folder in {it.path.parent for it in source.items or []}}
+    written = [(out / ".partial", "its progress journal")]
+    if o.save_images:
+        written.append((out / "images", "annotated images"))
+    if o.save_txt or o.save_json:
+        written.append((out / "labels", "label files"))
+    if resolved(out) in parents:
+        raise InferError(f"--out '{out}' holds the input images and would receive the outputs beside them: {hint}")
+    for folder, what in written:
+        hit = next((p for p in parents if is_within(p, folder)), None)
+        if hit is not None:
+            raise InferError(f"--out '{out}' would write {what} into '{folder}', which holds input images "
+                             f"('{hit}'): {hint}")
+    if source.recursive and source.scan_root is not None and is_within(out, source.scan_root):
+        raise InferError(f"--out '{out}' lies inside '{source.scan_root}', which is read with all its sub-folders: "
+                         f"a rerun would take the outputs for inputs; {hint}")
+    try:
+        files = [out / "detections.json", out / "summary.json", out / ".partial" / "journal.jsonl",
+                 out / ".partial" / "journal.previous.jsonl"]
+        refuse_inputs(files, [o.engine, str(o.engine) + ".json", o.annotations,
+                              source.description if source.kind == "list" else None], "--out")
+        return output_dir(out)
+    except OutputPathError as e:
+        raise InferError(str(e)) from None
 
 
 def _fingerprint(o: DetectOptions, batch: int, classes) -> dict[str, Any]:
     st = Path(o.engine).stat()
-    return {"model": str(Path(o.engine).absolute()), "model_bytes": st.st_size, "model_mtime_ns": st.st_mtime_ns,
+    return {"journal": 2, "model": str(Path(o.engine).absolute()), "model_bytes": st.st_size,
+            "model_mtime_ns": st.st_mtime_ns,
             "images": str(o.images), "recursive": o.recursive, "conf": o.conf, "iou": o.iou, "max_det": o.max_det,
             "batch": batch, "classes": classes, "device": o.device, "save_images": o.save_images,
             "save_txt": o.save_txt, "save_json": o.save_json, "max_pixels": o.max_pixels}
@@ -111,7 +164,7 @@ def run_detection(opts: DetectOptions, log: Callable[[str], None] = print) -> di
         s = run_detection(DetectOptions(engine="out/cat.onnx", images="assets/samples", out="runs/infer"))
         s["images"]["done"], s["outputs"]["detections"]
     """
-    _check_options(opts)
+    gt = check_options(opts)
     try:
         runner, spec = open_model(opts.engine, opts.device)
         batch = choose_batch(opts.batch, spec, opts.engine)
@@ -119,10 +172,38 @@ def run_detection(opts: DetectOptions, log: Callable[[str], None] = print) -> di
         source = open_source(opts.images, opts.recursive, opts.max_pixels)
     except (ModelError, SourceError) as e:
         raise InferError(str(e)) from None
-    out = Path(opts.out)
-    out.mkdir(parents=True, exist_ok=True)
+    except BackendUnavailable as e:
+        raise InferError(str(e), code=3) from None
+    out, journal, warnings = open_journal(opts, source, spec, batch, classes, log)
+    try:
+        with runner:
+            warnings += list(getattr(runner, "warnings", []))
+            summary = detect_source(source, runner, spec, opts, journal, batch, classes, log, gt)
+    except BackendUnavailable as e:
+        raise InferError(str(e), code=3) from None
+    finally:
+        journal.close()
+    summary["warnings"] = warnings + summary.get("warnings", [])
+    write_json(out / "summary.json", summary, indent=2)
+    if not opts.quiet:
+        log(format_summary(summary))
+    return summary
+
+
+def open_journal(opts: DetectOptions, source: Source, spec: ModelSpec, batch: int, classes,
+                 log: Callable[[str], None] = print) -> tuple[Path, Journal, list[str]]:
+    """Check ``--out`` against the inputs (see the module docstring), create it and open the run's journal.
+
+    Returns (OUT, the journal, warnings: an unvalidated artefact, a journal of other settings started
+    over, thresholds that NMS in the graph ignores); the warnings are also logged unless quiet.
+    Every runner of ``infer.py`` (one process, ``--ray``) starts here, so their journals are one format."""
+    out = _check_out_folder(opts, source)
     journal = Journal(out / ".partial" / "journal.jsonl", _fingerprint(opts, batch, classes), resume=opts.resume)
     warnings = []
+    if spec.validated is False:
+        warnings.append(f"'{opts.engine}' is unvalidated: its sidecar records no passed parity check against "
+                        "PyTorch (exported with --no-validate, or parity failed or was interrupted); check it with "
+                        "python -m cat_deploy.validate, or re-export")
     if journal.reset_reason:
         warnings.append(f"{out / '.partial'} held a run with other settings ({journal.reset_reason}): started over "
                         "(its journal is kept as journal.previous.jsonl)")
@@ -134,33 +215,48 @@ def run_detection(opts: DetectOptions, log: Callable[[str], None] = print) -> di
     if not opts.quiet:
         for w in warnings:
             log(f"warning: {w}")
+    return out, journal, warnings
+
+
+def reconcile_journal(source: Source, journal: Journal) -> Optional[dict[str, list[str]]]:
+    """Match the journal to the inputs as they are now (by identity); what changed since the last start."""
+    if source.kind != "video":
+        return journal.reconcile(it.identity for it in source.items)
+    video = source.items[0]  # frames carry the video file's identity: a replaced video runs again
+    journal.drop([n for n, r in journal.records.items() if (r.get("size"), r.get("mtime_ns")) != (video.size,
+                                                                                                   video.mtime_ns)])
+    return None
+
+
+def warm_up(runner: Runner, spec: ModelSpec, batch: int) -> None:
+    """One batch of zeros: allocates and tunes (kept out of the timings) and proves that the model takes the
+    input its sidecar describes and returns what the post-processing expects."""
+    x = np.zeros((batch, 3, *spec.input_hw), np.float32)
     try:
-        with runner:
-            warnings += list(getattr(runner, "warnings", []))
-            summary = detect_source(source, runner, spec, opts, journal, batch, classes, log)
-    except BackendUnavailable as e:
+        outputs = runner.infer({spec.input_name: x})
+    except Exception as e:  # the backends raise their own types for a wrong input shape
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise InferError(f"the model does not take a batch of {batch} at input size {spec.input_hw[0]}x"
+                         f"{spec.input_hw[1]} as its sidecar describes ({first}): re-export with export.py") from None
+    try:
+        check_outputs(spec, outputs, batch)
+    except ModelError as e:
         raise InferError(str(e)) from None
-    finally:
-        journal.close()
-    summary["warnings"] = warnings + summary.get("warnings", [])
-    write_json(out / "summary.json", summary, indent=2)
-    if not opts.quiet:
-        log(format_summary(summary))
-    return summary
 
 
 def detect_source(source: Source, runner: Runner, spec: ModelSpec, opts: DetectOptions, journal: Journal,
-                  batch: int, classes=None, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """The run loop over an opened ``source`` with an entered ``runner``; returns the summary dict."""
-    from tqdm import tqdm
+                  batch: int, classes=None, log: Callable[[str], None] = print,
+                  gt: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """The run loop over an opened ``source`` with an entered ``runner``; returns the summary dict.
 
+    ``gt``: the ``--annotations`` document, for COCO mAP at the end."""
     out = Path(opts.out)
+    changes = reconcile_journal(source, journal)
     resumed = len(journal.records)
-    stems = unique_stems([it.name for it in source.items]) if source.items and source.kind != "video" else {}
     times = StageTimes()
     known = source.count
-    if known is None or len(journal.records) < known:  # the first call allocates and tunes: keep it out of the timings
-        runner.infer({spec.input_name: np.zeros((batch, 3, *spec.input_hw), np.float32)})
+    if known is None or resumed < known:
+        warm_up(runner, spec, batch)
     stop = threading.Event()
     workers = max(1, int(opts.workers))
     q: queue.Queue = queue.Queue(maxsize=max(2 * batch, 2 * workers))
@@ -175,11 +271,11 @@ def detect_source(source: Source, runner: Runner, spec: ModelSpec, opts: DetectO
             tensor, lb = spec.preprocess(image)
             return _Prepared(item, tensor, lb, image if keep_image else None, decode_s, time.perf_counter() - t0)
         except ImageReadError as e:
-            return skip_record(item.id, item.name, e.reason)
+            return skip_record(item.identity, e.reason)
         except MemoryError:
-            return skip_record(item.id, item.name, "out of memory while decoding (image too large)")
+            return skip_record(item.identity, "out of memory while decoding (image too large)")
         except Exception as e:  # one odd file must not end the run: report it like any unreadable image
-            return skip_record(item.id, item.name, f"unexpected {type(e).__name__} while reading: {str(e)[:200]}")
+            return skip_record(item.identity, f"unexpected {type(e).__name__} while reading: {str(e)[:200]}")
 
     def put(entry) -> bool:
         while not stop.is_set():
@@ -195,7 +291,7 @@ def detect_source(source: Source, runner: Runner, spec: ModelSpec, opts: DetectO
             for item, load in source:
                 if stop.is_set():
                     return
-                if item.id in journal:
+                if journal.done(item.identity):
                     continue
                 if not put((item, pool.submit(prepare, item, load))):
                     return
@@ -204,7 +300,7 @@ def detect_source(source: Source, runner: Runner, spec: ModelSpec, opts: DetectO
         finally:
             put(end)
 
-    bar = tqdm(total=known, initial=len(journal.records) if known else 0, unit="img", disable=opts.quiet,
+    bar = tqdm(total=known, initial=resumed if known else 0, unit="img", disable=opts.quiet,
                desc="detect", dynamic_ncols=True, file=sys.stderr)
     pending: deque = deque()
     processed = 0
@@ -236,10 +332,9 @@ def detect_source(source: Source, runner: Runner, spec: ModelSpec, opts: DetectO
         records = []
         for p, d in zip(group, dets):
             boxes = boxes_to_original(d["boxes"], p.lb)
-            rec = done_record(p.item.id, p.item.name, p.lb.src_size, boxes, d["scores"], d["labels"])
+            rec = done_record(p.item.identity, p.lb.src_size, boxes, d["scores"], d["labels"])
             if p.image is not None or opts.save_txt or opts.save_json:
-                stem = stems.get(p.item.name, p.item.name)
-                write_image_files(out, stem, rec, spec.class_names, p.image, opts.save_txt, opts.save_json)
+                write_image_files(out, rec, spec.class_names, p.image, opts.save_txt, opts.save_json)
             records.append(rec)
         times.add("postprocess", time.perf_counter() - t0)
         journal.add(records)
@@ -263,6 +358,8 @@ def detect_source(source: Source, runner: Runner, spec: ModelSpec, opts: DetectO
             if isinstance(entry, Exception):
                 if isinstance(entry, SourceError):
                     raise InferError(str(entry))
+                if isinstance(entry, ImportError):  # a video without PyAV or OpenCV
+                    raise InferError(str(entry), code=3)
                 raise entry
             item, fut = entry
             res = fut.result()
@@ -288,15 +385,33 @@ def detect_source(source: Source, runner: Runner, spec: ModelSpec, opts: DetectO
     if interrupted:
         while pending:  # results already submitted are discarded; their images run again on resume
             pending.popleft()
-    return _summarize(source, spec, opts, journal, batch, times, processed, resumed, wall, interrupted, runner)
+    summary = summarize_run(source, spec, opts, journal, batch, times, processed, resumed, wall, interrupted,
+                            runner, gt)
+    summary["source_changes"] = changes
+    summary["warnings"] = source_changes_warning(changes, out)
+    return summary
 
 
-def _summarize(source, spec, opts, journal, batch, times, processed, resumed, wall, interrupted,
-               runner) -> dict[str, Any]:
+def source_changes_warning(changes: Optional[dict[str, list[str]]], out: Path) -> list[str]:
+    """The warning (a list of at most one) when :func:`reconcile_journal` found added/removed/modified inputs."""
+    if not changes or not any(changes.values()):
+        return []
+    return [f"the inputs changed since the last run in '{out}': {len(changes['added'])} added, "
+            f"{len(changes['removed'])} removed, {len(changes['modified'])} modified; new and "
+            "modified ones were run, removed ones left detections.json"]
+
+
+def summarize_run(source: Source, spec: ModelSpec, opts: DetectOptions, journal: Journal, batch: int,
+                  times: StageTimes, processed: int, resumed: int, wall: float, interrupted: bool, runner,
+                  gt: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """The run summary from the journal (and, unless interrupted, ``OUT/detections.json`` written from it in
+    the source's order): what every runner of ``infer.py`` reports. ``runner`` gives ``name`` and ``providers``."""
     out = Path(opts.out)
     recs = journal.records
+    order = [it.name for it in source.items] if source.kind != "video" else None
+    ids = image_ids(recs, order)
     done = [r for r in recs.values() if r["status"] == "done"]
-    skipped = sorted((r for r in recs.values() if r["status"] == "skipped"), key=lambda r: r["id"])
+    skipped = sorted((r for r in recs.values() if r["status"] == "skipped"), key=lambda r: ids[r["name"]])
     summary: dict[str, Any] = {
         "model": str(opts.engine),
         "backend": runner.name,
@@ -305,8 +420,9 @@ def _summarize(source, spec, opts, journal, batch, times, processed, resumed, wa
         "input_size": list(spec.input_hw),
         "source": {"kind": source.kind, "path": source.description},
         "images": {"total": source.count if source.count is not None else len(recs), "done": len(done),
-                   "skipped": len(skipped), "resumed": resumed},
-        "skipped": [{"id": r["id"], "file": r["name"], "reason": r["reason"]} for r in skipped],
+                   "skipped": len(skipped), "resumed": resumed, "ignored": len(source.ignored)},
+        "skipped": [{"id": ids[r["name"]], "file": r["name"], "reason": r["reason"]} for r in skipped],
+        "ignored": [{"file": f, "reason": why} for f, why in source.ignored],
         "processed": processed,
         "wall_s": round(wall, 3),
         "throughput_img_s": round(processed / wall, 2) if processed and wall > 0 else None,
@@ -320,24 +436,18 @@ def _summarize(source, spec, opts, journal, batch, times, processed, resumed, wa
     info = {"model": Path(opts.engine).name, "conf": opts.conf, "iou": opts.iou, "max_det": opts.max_det,
             "classes": parse_classes(opts.classes, spec.class_names), "input_size": list(spec.input_hw),
             "letterbox": spec.letterbox, "boxes": "original image pixels, bbox = [x, y, w, h]"}
-    doc = coco_document(recs, spec.class_names, info)
+    doc = coco_document(recs, spec.class_names, info, order)
     write_json(out / "detections.json", doc)
     summary["detections"] = len(doc["annotations"])
-    if opts.annotations:
-        summary["accuracy"] = _accuracy(opts.annotations, doc, spec.class_names)
+    if gt is not None:
+        summary["accuracy"] = _accuracy(gt, doc, spec.class_names)
     return summary
 
 
-def _accuracy(ann_path: str, doc: dict[str, Any], class_names) -> dict[str, Any]:
-    """COCO mAP of ``doc`` against ``ann_path``, images matched by file name (relative path, then base name)."""
-    from ..validate.coco_eval import coco_map
-
-    try:
-        with open(ann_path) as f:
-            gt = json.load(f)
-        gt_images, gt_cats = gt["images"], gt["categories"]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
-        raise InferError(f"--annotations '{ann_path}' is not a COCO json with images and categories ({e})") from None
+def _accuracy(gt: dict[str, Any], doc: dict[str, Any], class_names) -> dict[str, Any]:
+    """COCO mAP of ``doc`` against the annotations ``gt`` (checked at the start), images matched by file name
+    (relative path, then base name)."""
+    gt_images, gt_cats = gt["images"], gt["categories"]
     by_path = {str(im["file_name"]).replace("\\", "/"): im["id"] for im in gt_images}
     by_base = {}
     for im in gt_images:
@@ -360,5 +470,5 @@ def _accuracy(ann_path: str, doc: dict[str, Any], class_names) -> dict[str, Any]
     if not id_map:
         return {"map": 0.0, "map50": 0.0, "map75": 0.0, "images_matched": 0,
                 "note": "no image file name matches the annotations"}
-    m = coco_map(ann_path, results, image_ids=sorted(set(id_map.values())))
+    m = coco_map(gt, results, image_ids=sorted(set(id_map.values())))
     return {**{k: round(v, 5) for k, v in m.items()}, "images_matched": len(id_map)}

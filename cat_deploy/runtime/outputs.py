@@ -2,63 +2,67 @@
 
 Resumable by design: each finished batch appends one JSON line per image to
 ``OUT/.partial/journal.jsonl`` (fsync'd; a line cut by a crash is dropped on the next
-start). A rerun of the same command skips journaled images; the final
-``detections.json`` is assembled from the journal, sorted by image id, so an
-interrupted-and-resumed run writes the same bytes as an uninterrupted one. Every
-other file is written atomically (:func:`cat_deploy.checkpoint.atomic_write`).
+start). Records are keyed by the input's identity (name relative to the source, size,
+mtime: :func:`~cat_deploy.runtime.source.input_identity`), never by its position, so a
+rerun skips exactly the inputs it already did, even when files were added, removed or
+edited in between (removed ones leave ``detections.json``, edited ones run again). The
+final ``detections.json`` is assembled from the journal in source order, so an
+interrupted-and-resumed run writes the same bytes as an uninterrupted one on the same
+inputs. Every other file is written atomically (:func:`cat_deploy.core.files.atomic_write`).
+Per-image files are named after the input's full name (:func:`~cat_deploy.runtime.source.output_name`),
+so each input has its own and a new input never renames another's.
 """
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
-from ..checkpoint import atomic_write
-from ..validate.coco_eval import to_coco_results
+from ..core.files import atomic_write, write_json
+from ..data.coco_eval import to_coco_results
+from .source import output_name
 
-__all__ = ["Journal", "coco_document", "write_json", "write_image_files", "draw_detections", "StageTimes",
-           "format_summary"]
-
-
-def write_json(path: str | os.PathLike, obj: Any, indent: Optional[int] = None) -> Path:
-    def write(tmp):
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=indent)
-
-    return atomic_write(path, write)
+__all__ = ["Journal", "coco_document", "image_ids", "write_json", "write_image_files", "draw_detections",
+           "StageTimes", "format_summary"]
 
 
 class Journal:
-    """Per-image results of a run, one JSON line each, after a header line holding the run's ``fingerprint``.
+    """Per-input results of a run, one JSON line each, after a header line holding the run's ``fingerprint``
+    and the identities of the inputs it last started on.
 
-    ``records`` maps image id -> record (``status`` ``"done"`` or ``"skipped"``). A journal
-    whose fingerprint differs from this run's (other model, thresholds, inputs or
-    outputs) is moved to ``journal.previous.jsonl`` and started afresh; ``reset_reason``
-    then names the settings that changed.
+    ``records`` maps input name -> record (``status`` ``"done"`` or ``"skipped"``, and the input's
+    ``name, size, mtime_ns``). :meth:`done` says whether an input with this identity is already
+    journaled; :meth:`reconcile` compares this run's inputs with the last start, drops the records of
+    inputs removed or changed since, and says what changed. A journal whose fingerprint differs from
+    this run's (other model, thresholds, inputs or outputs) is moved to ``journal.previous.jsonl``
+    and started afresh; ``reset_reason`` then names the settings that changed.
     """
 
     def __init__(self, path: str | os.PathLike, fingerprint: dict[str, Any], resume: bool = True):
         self.path = Path(path)
         self.fingerprint = json.loads(json.dumps(fingerprint))
-        self.records: dict[int, dict[str, Any]] = {}
+        self.records: dict[str, dict[str, Any]] = {}
+        self.inputs: dict[str, list] = {}  # name -> [size, mtime_ns] of the inputs at the last start
         self.reset_reason: Optional[str] = None
+        self._file = None
         lines = self._read() if resume else []
         if lines:
             old = lines[0].get("fingerprint")
             if old == self.fingerprint:
+                self.inputs = lines[0].get("inputs") if isinstance(lines[0].get("inputs"), dict) else {}
                 for rec in lines[1:]:
-                    if isinstance(rec.get("id"), int):
-                        self.records[rec["id"]] = rec
+                    if isinstance(rec.get("name"), str) and rec.get("status") in ("done", "skipped"):
+                        self.records[rec["name"]] = rec
             else:
                 changed = sorted(k for k in set(old or {}) | set(self.fingerprint)
                                  if (old or {}).get(k) != self.fingerprint.get(k))
                 self.reset_reason = ", ".join(changed)
                 os.replace(self.path, self.path.with_name("journal.previous.jsonl"))  # kept, not lost
         self._rewrite()
-        self._file = open(self.path, "a")
 
     def _read(self) -> list[dict[str, Any]]:
         if not self.path.is_file():
@@ -75,13 +79,48 @@ class Journal:
         return out if out and "fingerprint" in out[0] else []
 
     def _rewrite(self) -> None:
-        """Header + valid records only, atomically: drops a cut last line before appending."""
-        lines = [json.dumps({"fingerprint": self.fingerprint})]
+        """Header + valid records only, atomically (drops a cut last line); appends go to the new file."""
+        if self._file is not None:
+            self._file.close()
+        lines = [json.dumps({"fingerprint": self.fingerprint, "inputs": self.inputs})]
         lines += [json.dumps(self.records[k]) for k in sorted(self.records)]
         atomic_write(self.path, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
+        self._file = open(self.path, "a")
 
-    def __contains__(self, image_id: int) -> bool:
-        return image_id in self.records
+    def done(self, identity: dict[str, Any]) -> bool:
+        """Whether the input with this identity (``name, size, mtime_ns``) is journaled, as done or skipped."""
+        rec = self.records.get(identity["name"])
+        return rec is not None and (rec.get("size"), rec.get("mtime_ns")) == (identity["size"], identity["mtime_ns"])
+
+    def reconcile(self, identities: Iterable[dict[str, Any]]) -> Optional[dict[str, list[str]]]:
+        """Match the journal to this run's inputs: records of removed or changed inputs are dropped (changed
+        ones run again). Returns the names ``added``, ``removed`` and ``modified`` since the last start,
+        or None when the journal was empty (a fresh run)."""
+        current = {i["name"]: [i["size"], i["mtime_ns"]] for i in identities}
+        known = dict(self.inputs)
+        for name, rec in self.records.items():
+            known.setdefault(name, [rec.get("size"), rec.get("mtime_ns")])
+        changes = None
+        if known:
+            changes = {"added": [n for n in current if n not in known],
+                       "removed": sorted(n for n in known if n not in current),
+                       "modified": [n for n in current if n in known and known[n] != current[n]]}
+            for name in changes["removed"] + changes["modified"]:
+                self.records.pop(name, None)
+        self.inputs = current
+        self._rewrite()
+        return changes
+
+    def drop(self, names: Iterable[str]) -> None:
+        """Forget the records of ``names`` (e.g. frames of a video file that was replaced)."""
+        names = [n for n in names if n in self.records]
+        for name in names:
+            del self.records[name]
+        if names:
+            self._rewrite()
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.records
 
     def add(self, records: Sequence[dict[str, Any]]) -> None:
         if not records:
@@ -90,35 +129,46 @@ class Journal:
         self._file.flush()
         os.fsync(self._file.fileno())
         for r in records:
-            self.records[r["id"]] = r
+            self.records[r["name"]] = r
 
     def close(self) -> None:
         self._file.close()
 
 
-def done_record(image_id: int, name: str, size_hw: Sequence[int], boxes: np.ndarray, scores: np.ndarray,
+def done_record(identity: dict[str, Any], size_hw: Sequence[int], boxes: np.ndarray, scores: np.ndarray,
                 labels: np.ndarray) -> dict[str, Any]:
-    """Journal record of one image; boxes xyxy in original image pixels, labels 0-based."""
-    return {"id": image_id, "name": name, "status": "done", "height": int(size_hw[0]), "width": int(size_hw[1]),
+    """Journal record of one image (``identity`` from :func:`~cat_deploy.runtime.source.input_identity`);
+    boxes xyxy in original image pixels, labels 0-based."""
+    return {**identity, "status": "done", "height": int(size_hw[0]), "width": int(size_hw[1]),
             "boxes": np.asarray(boxes, np.float64).reshape(-1, 4).tolist(),
             "scores": np.asarray(scores, np.float64).reshape(-1).tolist(),
             "labels": np.asarray(labels, np.int64).reshape(-1).tolist()}
 
 
-def skip_record(image_id: int, name: str, reason: str) -> dict[str, Any]:
-    return {"id": image_id, "name": name, "status": "skipped", "reason": reason}
+def skip_record(identity: dict[str, Any], reason: str) -> dict[str, Any]:
+    return {**identity, "status": "skipped", "reason": reason}
 
 
-def coco_document(records: dict[int, dict[str, Any]], class_names: Sequence[str],
-                  info: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+def image_ids(records: dict[str, dict[str, Any]], order: Optional[Sequence[str]] = None) -> dict[str, int]:
+    """COCO image id of each journaled name: its 1-based position in ``order`` (the source's inputs, skipped
+    ones included), names outside ``order`` after them in sorted order."""
+    ids = {name: i + 1 for i, name in enumerate(order or [])}
+    for name in sorted(n for n in records if n not in ids):
+        ids[name] = len(ids) + 1
+    return ids
+
+
+def coco_document(records: dict[str, dict[str, Any]], class_names: Sequence[str],
+                  info: Optional[dict[str, Any]] = None, order: Optional[Sequence[str]] = None) -> dict[str, Any]:
     """COCO-style detections of all done images: ``images``, ``categories`` (id = class index + 1) and
     ``annotations`` (COCO result fields ``image_id, category_id, bbox [x, y, w, h], score`` in original
     image pixels, plus ``id``, ``file_name``, ``category_name``, ``area``, ``iscrowd``). Loads with
     ``COCO(path)``; ``doc["annotations"]`` also works as a COCO results list."""
     cat_ids = list(range(1, len(class_names) + 1))
+    ids = image_ids(records, order)
     images, anns = [], []
-    for image_id in sorted(records):
-        r = records[image_id]
+    for name in sorted(records, key=ids.__getitem__):
+        r, image_id = records[name], ids[name]
         if r["status"] != "done":
             continue
         images.append({"id": image_id, "file_name": r["name"], "width": r["width"], "height": r["height"]})
@@ -140,8 +190,6 @@ _PALETTE = [(255, 56, 56), (255, 157, 151), (255, 112, 31), (255, 178, 29), (207
 def draw_detections(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray,
                     class_names: Sequence[str]):
     """A PIL image of ``image`` (RGB uint8) with boxes and ``name score`` labels drawn."""
-    from PIL import Image, ImageDraw, ImageFont
-
     img = Image.fromarray(image)
     d = ImageDraw.Draw(img)
     h, w = image.shape[:2]
@@ -162,26 +210,33 @@ def draw_detections(image: np.ndarray, boxes: np.ndarray, scores: np.ndarray, la
     return img
 
 
-def write_image_files(out: Path, stem: str, record: dict[str, Any], class_names: Sequence[str],
+_SAVE_FORMATS = {".jpg": ("JPEG", {"quality": 90}), ".jpeg": ("JPEG", {"quality": 90}), ".png": ("PNG", {"compress_level": 1}),
+                 ".bmp": ("BMP", {}), ".webp": ("WEBP", {"quality": 90})}
+
+
+def write_image_files(out: Path, record: dict[str, Any], class_names: Sequence[str],
                       image: Optional[np.ndarray], save_txt: bool, save_json: bool) -> None:
-    """Per-image outputs: ``images/STEM.jpg`` (annotated, when ``image`` is given), ``labels/STEM.txt``
-    (``class_id class_name score x1 y1 x2 y2`` per line), ``labels/STEM.json``."""
+    """Per-image outputs of input NAME (``record["name"]``): ``images/NAME`` (annotated, in the input's
+    format; video frames ``.jpg``), ``labels/NAME.txt`` (``class_id class_name score x1 y1 x2 y2`` per
+    line) and ``labels/NAME.json``."""
+    name = record["name"]
     boxes = np.asarray(record["boxes"]).reshape(-1, 4)
     scores, labels = record["scores"], record["labels"]
     if image is not None:
         img = draw_detections(image, boxes, scores, labels, class_names)
-        atomic_write(out / "images" / f"{stem}.jpg", lambda tmp: img.save(tmp, format="JPEG", quality=90))
+        path = out / "images" / output_name(name)
+        fmt, kw = _SAVE_FORMATS[path.suffix.lower()]
+        atomic_write(path, lambda tmp: img.save(tmp, format=fmt, **kw))
     if save_txt:
         lines = [f"{c} {class_names[c]} {s:.5f} {b[0]:.2f} {b[1]:.2f} {b[2]:.2f} {b[3]:.2f}"
                  for b, s, c in zip(boxes, scores, labels)]
         text = "".join(line + "\n" for line in lines)
-        atomic_write(out / "labels" / f"{stem}.txt", lambda tmp: Path(tmp).write_text(text))
+        atomic_write(out / "labels" / f"{name}.txt", lambda tmp: Path(tmp).write_text(text))
     if save_json:
         dets = [{"class_id": int(c), "class_name": class_names[c], "score": round(float(s), 5),
                  "bbox_xyxy": [round(float(v), 2) for v in b]} for b, s, c in zip(boxes, scores, labels)]
-        write_json(out / "labels" / f"{stem}.json", {"file_name": record["name"], "image_id": record["id"],
-                                                     "width": record["width"], "height": record["height"],
-                                                     "detections": dets}, indent=1)
+        write_json(out / "labels" / f"{name}.json", {"file_name": name, "width": record["width"],
+                                                     "height": record["height"], "detections": dets}, indent=1)
 
 
 class StageTimes:
@@ -214,9 +269,15 @@ def format_summary(s: dict[str, Any]) -> str:
     rows = [f"model      {s['model']} ({s['backend']}{', ' + ', '.join(s['providers']) if s.get('providers') else ''}, "
             f"batch {s['batch']})",
             f"images     {s['images']['total']} total: {s['images']['done']} done "
-            f"({s['images']['resumed']} from an earlier run), {s['images']['skipped']} skipped"]
+            f"({s['images']['resumed']} from an earlier run), {s['images']['skipped']} skipped"
+            + (f", {s['images']['ignored']} other files not read" if s['images'].get('ignored') else "")]
     for sk in s["skipped"]:
         rows.append(f"  skipped  {sk['file']}: {sk['reason']}")
+    ignored = s.get("ignored") or []
+    for ig in ignored[:10]:
+        rows.append(f"  not read {ig['file']}: {ig['reason']}")
+    if len(ignored) > 10:
+        rows.append(f"  not read ... and {len(ignored) - 10} more files (listed in summary.json)")
     rows.append(f"{'stage':<12}{'unit':>10}{'count':>7}{'p50':>9}{'p90':>9}{'p99':>9}{'mean':>9}")
     for stage, r in s["stages"].items():
         if r["count"]:

@@ -2,9 +2,9 @@
 
 Pre-processing follows the artefact's sidecar: letterbox (detectors) or resize
 (classifiers) to the input size, RGB, ``(x/255 - mean) / std``, CHW float32.
-Post-processing turns raw detector outputs into detections with
-:func:`cat_deploy.models.postprocess` (``nms="host"``) or unpads the fixed-size
-outputs of ``nms="graph"``.
+Post-processing turns raw detector outputs into detections with the numpy
+:func:`cat_deploy.runtime.boxes.postprocess` (``nms="host"``) or unpads the fixed-size
+outputs of ``nms="graph"``. Numpy only: the deployment runtime needs no PyTorch.
 """
 from __future__ import annotations
 
@@ -12,17 +12,16 @@ from functools import lru_cache
 from typing import Optional, Sequence
 
 import numpy as np
-import torch
 
-from ..config import DetectorOptions
+from ..config import PAD_VALUE, DetectorOptions
 from ..data.transforms import Letterbox, letterbox, normalize, resize
-from ..models.detector import make_anchors, postprocess
+from .boxes import make_anchors, postprocess
 
 __all__ = ["preprocess", "detections_from_outputs", "anchors_for"]
 
 
 def preprocess(image: np.ndarray, input_size: Sequence[int], mean: Sequence[float], std: Sequence[float],
-               use_letterbox: bool = True, pad_value: int = 114) -> tuple[np.ndarray, Letterbox]:
+               use_letterbox: bool = True, pad_value: int = PAD_VALUE) -> tuple[np.ndarray, Letterbox]:
     """RGB uint8 image [H, W, 3] -> (float32 [3, h, w], geometry to map boxes back)."""
     h, w = int(input_size[0]), int(input_size[1])
     if use_letterbox:
@@ -34,8 +33,11 @@ def preprocess(image: np.ndarray, input_size: Sequence[int], mean: Sequence[floa
 
 
 @lru_cache(maxsize=16)
-def anchors_for(input_hw: tuple[int, int], options: DetectorOptions) -> torch.Tensor:
-    return make_anchors(input_hw, options)
+def anchors_for(input_hw: tuple[int, int], options: DetectorOptions) -> np.ndarray:
+    """Anchors float32 [N, 4] for one input size, computed once per size and options."""
+    anchors = make_anchors(input_hw, options)
+    anchors.flags.writeable = False
+    return anchors
 
 
 def detections_from_outputs(
@@ -60,7 +62,5 @@ def detections_from_outputs(
                          "labels": c[keep_idx].astype(np.int64)})
         return dets
     hw = (int(input_hw[0]), int(input_hw[1]))
-    res = postprocess(torch.from_numpy(np.asarray(outputs["cls_logits"], np.float32)),
-                      torch.from_numpy(np.asarray(outputs["box_deltas"], np.float32)),
-                      anchors_for(hw, options), hw, conf, iou, max_det, classes=classes)
-    return [{k: v.numpy() for k, v in r.items()} for r in res]
+    return postprocess(outputs["cls_logits"], outputs["box_deltas"], anchors_for(hw, options), hw, conf, iou, max_det,
+                       classes=classes)

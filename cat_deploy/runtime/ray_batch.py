@@ -2,7 +2,8 @@
 
 Pipeline (Ray Data streams blocks between the stages, with backpressure)::
 
-    driver       list the inputs (open_source; pyarrow.fs for URIs such as s3://), drop journaled ids
+    driver       list the inputs (open_source; pyarrow.fs for URIs such as s3://), reconcile the journal
+                 by input identity, drop inputs already done
     CPU tasks    read -> decode (read_image / decode_image) -> spec.preprocess (letterbox, normalise)
     actor pool   one runner per actor (open_model: TensorRT, ONNX Runtime or PyTorch; num_gpus=1 each
                  when the cluster has GPUs) -> detections_from_outputs -> boxes_to_original
@@ -11,47 +12,67 @@ Pipeline (Ray Data streams blocks between the stages, with backpressure)::
                  and detections.parquet (one row per detection, for analytics)
 
 Everything an image goes through is the single-process code: the same runners, pre- and
-post-processing, journal and COCO writer, so ``detections.json`` is the same file as
-``infer.py`` without ``--ray`` writes for the same inputs, and either mode resumes the other's
-journal. Ray restarts an actor whose process dies and retries its batches (Ray Data's
-defaults, ``max_restarts=-1, max_task_retries=-1``); records reach the journal only when the
-driver receives them, once per image id, so a retried batch neither loses nor duplicates a frame.
-Bad images are journaled as skipped with their reason, as in ``infer.py``.
+post-processing, output checks, journal (keyed by :func:`~cat_deploy.runtime.source.input_identity`)
+and COCO writer, so ``detections.json`` is the same file as ``infer.py`` without ``--ray`` writes
+for the same inputs, and either mode resumes the other's journal. Ray restarts an actor whose
+process dies and retries its batches (Ray Data's defaults, ``max_restarts=-1,
+max_task_retries=-1``); records reach the journal only when the driver receives them, once per
+input identity, so a retried batch neither loses nor duplicates a frame. Bad images are journaled
+as skipped with their reason, as in ``infer.py``.
 
 Local paths must be visible to every node (one machine, or a shared file system); URIs are
-read by the workers themselves with ``pyarrow.fs``.
+read by the workers themselves with ``pyarrow.fs``. Ray and pyarrow are optional
+(``pip install 'cat-deploy[ray]'``), imported on first use.
 """
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
+import posixpath
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable, Optional
 
 import numpy as np
 
+from ..core.errors import BackendUnavailable, MissingDependency, SidecarError
+from ..core.files import atomic_write, write_json
+from ..core.optional import lazy_import, require
+from ..core.sidecar import read_sidecar
 from ..data.image import ImageReadError, decode_image, is_image_file, read_image
 from ..data.transforms import Letterbox, boxes_to_original
-from .backends import ModelError, ModelSpec, choose_batch, open_model, parse_classes, spec_from_sidecar
-from .detect import DetectOptions, InferError, _check_options, _fingerprint, _summarize
-from .outputs import Journal, StageTimes, done_record, format_summary, skip_record, write_image_files, write_json
-from .source import Source, SourceError, open_source, unique_stems
+from ..paths import OutputPathError, refuse_inputs
+from .backends import ENGINE_SUFFIXES, ModelError, ModelSpec, choose_batch, open_model, parse_classes, spec_from_sidecar
+from .detect import (DetectOptions, InferError, check_options, open_journal, reconcile_journal, source_changes_warning,
+                     summarize_run, warm_up)
+from .outputs import StageTimes, done_record, format_summary, skip_record, write_image_files
+from .processing import detections_from_outputs
+from .runners import OnnxRuntimeRunner, TorchRunner
+from .source import Item, Source, SourceError, open_source
 
-__all__ = ["run_ray", "plan_actors", "parquet_table", "INSTALL_HINT"]
+__all__ = ["run_ray", "plan_actors", "parquet_table", "uri_source", "INSTALL_HINT"]
 
-INSTALL_HINT = "--ray needs Ray Data: pip install 'cat-deploy[ray]'"
+INSTALL_HINT = "--ray needs Ray Data, which is not installed: pip install 'cat-deploy[ray]'"
 LOCAL_OBJECT_STORE_BYTES = 512 * 2**20
+
+torch = lazy_import("torch", "running a PyTorch checkpoint on Ray")
+pa = lazy_import("pyarrow", "--ray")
+pafs = lazy_import("pyarrow.fs", "--ray")
+parquet = lazy_import("pyarrow.parquet", "--ray")
+ray_data = lazy_import("ray.data", "--ray")
 
 
 def _ray():
+    """``ray`` with ``ray.data`` loaded, or :class:`InferError` (exit 3) saying what to install."""
     try:
-        import ray
-        import ray.data  # noqa: F401
-    except ImportError:
-        raise InferError(INSTALL_HINT) from None
+        ray = require("ray", "--ray")
+        require("ray.data", "--ray")
+    except MissingDependency:
+        raise InferError(INSTALL_HINT, code=3) from None
     return ray
 
 
@@ -62,35 +83,30 @@ def _is_uri(text: str) -> bool:
 # ----------------------------------------------------------------------------- inputs
 
 
-def _rows_and_source(opts: DetectOptions) -> tuple[list[dict[str, Any]], Source]:
-    """One row per input image: ``id`` (as infer.py numbers them), ``name``, ``uri`` and output ``stem``."""
+def _source(opts: DetectOptions) -> tuple[Source, dict[str, str]]:
+    """The inputs as infer.py sees them, and where each is read from (input name -> path or URI)."""
     if _is_uri(opts.images):
-        rows, source = _uri_rows(opts.images, opts.recursive)
-    else:
-        source = open_source(opts.images, opts.recursive, opts.max_pixels)
-        if source.kind == "video":
-            raise SourceError(f"--ray reads image files; '{opts.images}' is a video: extract its frames to a folder, "
-                              "or run without --ray")
-        rows = [{"id": it.id, "name": it.name, "uri": str(it.path)} for it in source.items]
-    stems = unique_stems([r["name"] for r in rows])
-    for r in rows:
-        r["stem"] = stems[r["name"]]
-    return rows, source
+        return uri_source(opts.images, opts.recursive, opts.max_pixels)
+    source = open_source(opts.images, opts.recursive, opts.max_pixels)
+    if source.kind == "video":
+        raise SourceError(f"--ray reads image files; '{opts.images}' is a video: extract its frames to a folder, "
+                          "or run without --ray")
+    return source, {it.name: str(it.path) for it in source.items}
 
 
-def _uri_rows(uri: str, recursive: bool) -> tuple[list[dict[str, Any]], Source]:
-    """Images under a URI (a prefix or one object) listed with ``pyarrow.fs``, sorted by relative name."""
-    import pyarrow.fs as pafs
+def uri_source(uri: str, recursive: bool = False, max_pixels: Optional[int] = None) -> tuple[Source, dict[str, str]]:
+    """Images under a URI (a prefix or one object) listed with ``pyarrow.fs``, sorted by name relative to it.
 
+    Each input's identity (name, size, mtime) comes from the listing, so a rerun recognises what it did
+    as with local files. Returns the :class:`Source` (kind ``"uri"``) and name -> URI."""
     try:
         fs, root = pafs.FileSystem.from_uri(uri)
         info = fs.get_file_info(root)
         if info.type == pafs.FileType.File:
-            files = [info.path]
-            root = os.path.dirname(root)
+            files, root = [info], posixpath.dirname(root)
         elif info.type == pafs.FileType.Directory:
             sel = pafs.FileSelector(root, recursive=recursive)
-            files = [f.path for f in fs.get_file_info(sel) if f.type == pafs.FileType.File]
+            files = [f for f in fs.get_file_info(sel) if f.type == pafs.FileType.File]
         else:
             raise SourceError(f"'{uri}' not found")
     except (OSError, ValueError) as e:  # pyarrow's errors derive from these
@@ -98,18 +114,19 @@ def _uri_rows(uri: str, recursive: bool) -> tuple[list[dict[str, Any]], Source]:
             raise
         raise SourceError(f"cannot list '{uri}' with pyarrow.fs: {str(e).splitlines()[0][:200]}") from None
     scheme = uri.split("://", 1)[0]
-    names = sorted((os.path.relpath(f, root) if root else f, f) for f in files if is_image_file(f))
-    if not names:
+    found = sorted((posixpath.relpath(f.path, root) if root else f.path, f) for f in files if is_image_file(f.path))
+    if not found:
         raise SourceError(f"no images under '{uri}'" + ("" if recursive else " (add --recursive for sub-folders)"))
-    rows = [{"id": i + 1, "name": n, "uri": f"{scheme}://{f}"} for i, (n, f) in enumerate(names)]
-    return rows, Source("uri", uri, None, len(rows))
+    items = [Item(i + 1, name, Path(f.path), None, int(f.size) if f.size is not None else None,
+                  int(f.mtime_ns) if f.mtime_ns is not None else None) for i, (name, f) in enumerate(found)]
+    extra = {} if max_pixels is None else {"max_pixels": max_pixels}
+    source = Source("uri", uri, items, len(items), **extra)
+    return source, {name: f"{scheme}://{f.path}" for name, f in found}
 
 
 def _read(uri: str, max_pixels: int) -> np.ndarray:
     if not _is_uri(uri):
         return read_image(uri, max_pixels=max_pixels)
-    import pyarrow.fs as pafs
-
     try:
         fs, path = pafs.FileSystem.from_uri(uri)
         with fs.open_input_file(path) as f:
@@ -123,9 +140,9 @@ def _read(uri: str, max_pixels: int) -> np.ndarray:
 
 
 def _prepare(batch: dict[str, np.ndarray], spec: ModelSpec, max_pixels: int) -> dict[str, np.ndarray]:
-    """CPU task: rows ``id, name, uri, stem`` -> ``tensor`` float32 [n, 3, h, w], ``lb`` float64 [n, 5]
-    (scale, pad_x, pad_y, src_h, src_w), ``error`` ('' when decoded), ``decode_s``, ``pre_s``."""
-    n = len(batch["id"])
+    """CPU task: rows ``identity`` (JSON), ``name``, ``uri`` -> ``tensor`` float32 [n, 3, h, w], ``lb`` float64
+    [n, 5] (scale, pad_x, pad_y, src_h, src_w), ``error`` ('' when decoded), ``decode_s``, ``pre_s``."""
+    n = len(batch["name"])
     tensor = np.zeros((n, 3, *spec.input_hw), np.float32)
     lb = np.zeros((n, 5), np.float64)
     error, decode_s, pre_s = [""] * n, np.zeros(n), np.zeros(n)
@@ -152,22 +169,18 @@ class _Detector:
 
     def __init__(self, engine: str, device: str, batch: int, threads: int, opts: dict[str, Any], classes):
         runner, self.spec = open_model(engine, device)
-        if hasattr(runner, "threads"):
+        if isinstance(runner, OnnxRuntimeRunner):
             runner.threads = threads
-        else:
-            import torch
-
+        elif isinstance(runner, TorchRunner):
             torch.set_num_threads(threads)
         self.runner = runner.__enter__()
         self.batch, self.opts, self.classes = batch, opts, classes
         self.out = Path(opts["out"])
         self.pid, self.calls = os.getpid(), 0
-        self.runner.infer({self.spec.input_name: np.zeros((batch, 3, *self.spec.input_hw), np.float32)})  # warm-up
+        warm_up(self.runner, self.spec, batch)  # as infer.py: allocates, and checks the outputs against the sidecar
 
     def __call__(self, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from .processing import detections_from_outputs
-
-        n, spec, o = len(rows["id"]), self.spec, self.opts
+        n, spec, o = len(rows["name"]), self.spec, self.opts
         ok = [i for i in range(n) if not rows["error"][i]]
         records: list[Optional[dict[str, Any]]] = [None] * n
         infer_s = post_s = 0.0
@@ -187,22 +200,21 @@ class _Detector:
             post_s += time.perf_counter() - t0
         for i in range(n):
             if records[i] is None:
-                records[i] = skip_record(int(rows["id"][i]), str(rows["name"][i]), str(rows["error"][i]))
+                records[i] = skip_record(json.loads(rows["identity"][i]), str(rows["error"][i]))
         self.calls += 1
-        return {"id": rows["id"], "record": np.array([json.dumps(r) for r in records], dtype=object),
+        return {"name": rows["name"], "record": np.array([json.dumps(r) for r in records], dtype=object),
                 "decode_s": rows["decode_s"], "pre_s": rows["pre_s"], "pid": np.full(n, self.pid),
                 "call": np.full(n, self.calls), "infer_s": np.full(n, infer_s), "post_s": np.full(n, post_s)}
 
     def _done(self, rows, i: int, d: dict[str, np.ndarray]) -> dict[str, Any]:
         sc, px, py, h, w = rows["lb"][i]
         lb = Letterbox(float(sc), float(px), float(py), (int(h), int(w)), tuple(self.spec.input_hw))
-        rec = done_record(int(rows["id"][i]), str(rows["name"][i]), (int(h), int(w)), boxes_to_original(d["boxes"], lb),
+        rec = done_record(json.loads(rows["identity"][i]), (int(h), int(w)), boxes_to_original(d["boxes"], lb),
                           d["scores"], d["labels"])
         o = self.opts
         if o["save_images"] or o["save_txt"] or o["save_json"]:
             image = _read(str(rows["uri"][i]), o["max_pixels"]) if o["save_images"] else None
-            write_image_files(self.out, str(rows["stem"][i]), rec, self.spec.class_names, image, o["save_txt"],
-                              o["save_json"])
+            write_image_files(self.out, rec, self.spec.class_names, image, o["save_txt"], o["save_json"])
         return rec
 
 
@@ -210,24 +222,22 @@ class _Detector:
 
 
 def _spec(engine: str, device: str) -> ModelSpec:
-    """The model's :class:`ModelSpec` without loading a runtime on the driver (it may have no GPU or TensorRT)."""
-    p = Path(engine)
-    if p.suffix.lower() in (".onnx", ".engine", ".plan") and p.is_file():
-        from ..export.sidecar import SidecarError, read_sidecar, sidecar_path
-
-        if sidecar_path(p).is_file():
-            try:
-                return spec_from_sidecar(p, read_sidecar(p), "onnxruntime" if p.suffix == ".onnx" else "tensorrt")
-            except SidecarError as e:
-                raise ModelError(str(e)) from None
-    return open_model(engine, "cpu" if device == "auto" else device)[1]  # its one-line errors for the rest
+    """The model's :class:`ModelSpec` on the driver. ``open_model`` loads no runtime; the driver may lack
+    TensorRT though (only the GPU actors need it), so an engine's spec then comes from its sidecar alone."""
+    try:
+        return open_model(engine, device)[1]
+    except BackendUnavailable:
+        if Path(engine).suffix.lower() not in ENGINE_SUFFIXES:
+            raise
+        try:
+            return spec_from_sidecar(engine, read_sidecar(engine), "tensorrt")
+        except SidecarError as e:
+            raise ModelError(str(e)) from None
 
 
 def _connect(ray, address: str, quiet: bool) -> str:
     """Join the cluster at ``address``, or start a small local one ('' ): all cores, no dashboard,
     a bounded object store. A process that already called ``ray.init`` keeps its cluster."""
-    import logging
-
     if ray.is_initialized():
         return "this process's cluster"
     level = logging.WARNING if quiet else logging.INFO
@@ -273,79 +283,77 @@ def run_ray(opts: DetectOptions, log: Callable[[str], None] = print) -> dict[str
     ``opts.ray_actors`` detection actors; returns the same summary plus ``ray`` (address, placement,
     actor processes seen) and ``outputs.parquet``.
 
+    Raises :class:`InferError` (one line, exit code: 2 bad input, 3 Ray missing) when the run cannot start.
+
     Example::
 
         s = run_ray(DetectOptions(engine="out/cat.onnx", images="s3://bucket/drive_0042/", out="runs/d42", ray="auto"))
     """
     ray = _ray()
-    _check_options(opts)
+    gt = check_options(opts)
     try:
         spec = _spec(opts.engine, opts.device)
         batch = choose_batch(opts.batch, spec, opts.engine)
         classes = parse_classes(opts.classes, spec.class_names)
-        rows, source = _rows_and_source(opts)
-    except (ModelError, SourceError) as e:
+        source, where = _source(opts)
+        refuse_inputs([Path(opts.out) / "detections.parquet"], [opts.engine, opts.annotations], "--out")
+    except (ModelError, SourceError, OutputPathError) as e:
         raise InferError(str(e)) from None
-    out = Path(opts.out)
-    out.mkdir(parents=True, exist_ok=True)
-    journal = Journal(out / ".partial" / "journal.jsonl", _fingerprint(opts, batch, classes), resume=opts.resume)
-    warnings = []
-    if journal.reset_reason:
-        warnings.append(f"{out / '.partial'} held a run with other settings ({journal.reset_reason}): started over "
-                        "(its journal is kept as journal.previous.jsonl)")
+    except BackendUnavailable as e:
+        raise InferError(str(e), code=3) from None
+    out, journal, warnings = open_journal(opts, source, spec, batch, classes, log)
+    stats = {"submitted": 0, "duplicates_dropped": 0, "pids": set(), "first_result_s": None, "progress": []}
+    times, processed, interrupted, wall, address, plan = StageTimes(), 0, False, 0.0, None, {}
     try:
-        address = _connect(ray, opts.ray or "", opts.quiet)
-        res = ray.cluster_resources()
-        plan = plan_actors(float(res.get("CPU", 1)), int(res.get("GPU", 0)), opts.ray_actors)
+        changes = reconcile_journal(source, journal)
         resumed = len(journal.records)
-        todo = [r for r in rows if r["id"] not in journal]
-        times, processed, interrupted, wall = StageTimes(), 0, False, 0.0
-        stats = {"submitted": 0, "duplicates_dropped": 0, "pids": set(), "first_result_s": None, "progress": []}
+        todo = [{"identity": json.dumps(it.identity), "name": it.name, "uri": where[it.name]}
+                for it in source.items if not journal.done(it.identity)]
         if todo:
-            processed, interrupted, wall = _execute(ray, todo, spec, opts, batch, classes, plan, journal, times, stats)
+            address = _connect(ray, opts.ray or "", opts.quiet)
+            res = ray.cluster_resources()
+            plan = plan_actors(float(res.get("CPU", 1)), int(res.get("GPU", 0)), opts.ray_actors)
+            processed, interrupted, wall = _execute(todo, spec, opts, batch, classes, plan, journal, times, stats)
     finally:
         journal.close()
-    runner = type("RayRunner", (), {"name": f"{spec.backend} on ray", "providers": []})()
-    summary = _summarize(source, spec, opts, journal, batch, times, processed, resumed, wall, interrupted, runner)
-    summary["ray"] = {"address": address, **plan, "submitted": stats["submitted"], "actor_processes": len(stats["pids"]),
-                      "duplicates_dropped": stats["duplicates_dropped"], "first_result_s": stats["first_result_s"],
-                      "second_half_img_s": _second_half_rate(stats["progress"])}
+    runner = SimpleNamespace(name=f"{spec.backend} on ray", providers=[])
+    summary = summarize_run(source, spec, opts, journal, batch, times, processed, resumed, wall, interrupted, runner,
+                            gt)
+    summary["source_changes"] = changes
+    summary["ray"] = {"address": address, **plan, "submitted": stats["submitted"],
+                      "actor_processes": len(stats["pids"]), "duplicates_dropped": stats["duplicates_dropped"],
+                      "first_result_s": stats["first_result_s"], "second_half_img_s": _second_half_rate(stats["progress"])}
     if not interrupted:
-        import pyarrow.parquet as pq
-
-        from ..checkpoint import atomic_write
-
         table = parquet_table(json.loads((out / "detections.json").read_text()))
-        atomic_write(out / "detections.parquet", lambda tmp: pq.write_table(table, tmp))
+        atomic_write(out / "detections.parquet", lambda tmp: parquet.write_table(table, tmp))
         summary["outputs"]["parquet"] = str(out / "detections.parquet")
-    summary["warnings"] = warnings + summary.get("warnings", [])
+    summary["warnings"] = warnings + source_changes_warning(changes, out)
     write_json(out / "summary.json", summary, indent=2)
     if not opts.quiet:
         log(format_summary(summary))
     return summary
 
 
-def _execute(ray, todo, spec, opts, batch, classes, plan, journal, times, stats) -> tuple[int, bool, float]:
-    """Stream ``todo`` through the two stages; journal records as they arrive, each image id once.
+def _execute(todo, spec, opts, batch, classes, plan, journal, times, stats) -> tuple[int, bool, float]:
+    """Stream ``todo`` through the two stages; journal records as they arrive, each input identity once.
 
     Returns (images detected in this run, interrupted, wall seconds); ``stats`` gets ``submitted``,
-    ``duplicates_dropped`` (records of ids already journaled), ``pids`` (actor processes seen),
+    ``duplicates_dropped`` (records of inputs already journaled), ``pids`` (actor processes seen),
     ``first_result_s`` (seconds until the first batch came back: actor start-up, model load, warm-up)
     and ``progress`` ((seconds, images done) after each batch)."""
-    from ray.data import ActorPoolStrategy, DataContext
-
-    ctx = DataContext.get_current()
+    ctx = ray_data.DataContext.get_current()
     ctx.enable_progress_bars = not opts.quiet
     ctx.print_on_execution_start = not opts.quiet
     detector_opts = {k: getattr(opts, k) for k in ("out", "conf", "iou", "max_det", "save_images", "save_txt",
                                                     "save_json", "max_pixels")}
     detector_args = {"engine": str(Path(opts.engine).absolute()), "device": opts.device, "batch": batch,
                      "threads": plan["threads"], "opts": detector_opts, "classes": classes}
-    ds = (ray.data.from_items(todo, override_num_blocks=max(1, min(math.ceil(len(todo) / batch), 256)))
+    ds = (ray_data.from_items(todo, override_num_blocks=max(1, min(math.ceil(len(todo) / batch), 256)))
           .map_batches(_prepare, batch_size=batch, batch_format="numpy", num_cpus=plan["prepare_cpus"],
                        concurrency=plan["prepare_concurrency"], fn_kwargs={"spec": spec, "max_pixels": opts.max_pixels})
-          .map_batches(_Detector, batch_size=batch, batch_format="numpy", compute=ActorPoolStrategy(size=plan["actors"]),
-                       fn_constructor_kwargs=detector_args, **plan["actor_resources"]))
+          .map_batches(_Detector, batch_size=batch, batch_format="numpy",
+                       compute=ray_data.ActorPoolStrategy(size=plan["actors"]), fn_constructor_kwargs=detector_args,
+                       **plan["actor_resources"]))
     processed, interrupted, seen_calls = 0, False, set()
     stats["submitted"] = len(todo)
     t0 = time.perf_counter()
@@ -354,13 +362,14 @@ def _execute(ray, todo, spec, opts, batch, classes, plan, journal, times, stats)
             if stats.get("first_result_s") is None:  # actor start (process, imports, model load, warm-up) until here
                 stats["first_result_s"] = round(time.perf_counter() - t0, 3)
             records = [json.loads(r) for r in out["record"]]
-            fresh = {r["id"] for r in records if r["id"] not in journal}
-            journal.add([r for r in records if r["id"] in fresh])
+            fresh = [r for r in records if not journal.done(r)]
+            journal.add(fresh)
+            for r in fresh:
+                if r["status"] == "skipped" and not opts.quiet:
+                    print(f"skipped {r['name']}: {r['reason']}", file=sys.stderr)
             for i, r in enumerate(records):
                 stats["pids"].add(int(out["pid"][i]))
                 if r["status"] == "skipped":
-                    if r["id"] in fresh and not opts.quiet:
-                        print(f"skipped {r['name']}: {r['reason']}", file=sys.stderr)
                     continue
                 times.add("decode", float(out["decode_s"][i]))
                 times.add("preprocess", float(out["pre_s"][i]))
@@ -369,7 +378,7 @@ def _execute(ray, todo, spec, opts, batch, classes, plan, journal, times, stats)
                     seen_calls.add(key)
                     times.add("inference", float(out["infer_s"][i]))
                     times.add("postprocess", float(out["post_s"][i]))
-            processed += sum(1 for r in records if r["status"] == "done")
+            processed += sum(1 for r in fresh if r["status"] == "done")
             stats["duplicates_dropped"] += len(records) - len(fresh)
             stats["progress"].append((time.perf_counter() - t0, processed))
             if opts.stop_after is not None and processed >= opts.stop_after:
@@ -393,8 +402,6 @@ def _second_half_rate(progress: list[tuple[float, int]]) -> Optional[float]:
 def parquet_table(doc: dict[str, Any]):
     """``detections.json`` as a pyarrow Table, one row per detection: ``image_id, file_name, width, height,
     category_id, category_name, score, x, y, w, h`` (COCO bbox in original image pixels), ``area``."""
-    import pyarrow as pa
-
     size = {im["id"]: (im["width"], im["height"]) for im in doc["images"]}
     anns = doc["annotations"]
     cols = {

@@ -28,6 +28,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .. import cli
+from ..core.files import atomic_write
+from ..core.optional import is_available
+from ..data.synthetic import generate_dataset
+
 __all__ = ["main"]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,16 +48,17 @@ def _loadavg() -> str:
 
 
 def _prepare(work: Path, n: int, batch: int) -> tuple[Path, Path]:
-    from ..data.synthetic import generate_dataset
-    from ..export.pipeline import ExportOptions, run_export
-
+    """The scenes (generated once) and the demo detector's ONNX (exported once with export.py, dynamic batch)."""
     scenes = work / f"scenes_{n}"
     if not (scenes / "annotations.json").is_file():
         generate_dataset(scenes, n, seed=2024)
     onnx = work / "export" / "cat.onnx"
     if not onnx.is_file():
-        run_export(ExportOptions(ckpt=str(ROOT / "assets" / "demo" / "cat_retinanet_tiny.pth"), out=str(onnx.parent),
-                                 dynamic=True, batch=max(batch, 8), validate=False), log=lambda s: None)
+        cmd = [sys.executable, str(ROOT / "export.py"), "--ckpt", str(ROOT / "assets" / "demo" / "cat_retinanet_tiny.pth"),
+               "--out", str(onnx.parent), "--dynamic", "--batch", str(max(batch, 8)), "--no-validate"]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+        if r.returncode != 0:
+            raise RuntimeError(f"export.py failed ({r.returncode}): {r.stderr.strip().splitlines()[-1:]}")
     return scenes / "images", onnx
 
 
@@ -86,6 +92,10 @@ def _median(rows: list[dict[str, Any]], key: str):
 
 
 def main(argv=None) -> int:
+    return cli.run("python -m cat_deploy.runtime.ray_bench", _main, argv)
+
+
+def _main(argv) -> int:
     p = argparse.ArgumentParser(prog="python -m cat_deploy.runtime.ray_bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--images", type=int, default=200, help="synthetic scenes (default: %(default)s)")
@@ -93,12 +103,11 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=1, help="interleaved rounds; medians reported (default: %(default)s)")
     p.add_argument("--work", default="runs/ray_bench", help="scenes, export and run outputs")
     p.add_argument("--out", help="write ray_batch.md/.json here (e.g. docs/benchmarks)")
+    cli.add_debug_flag(p)
     a = p.parse_args(argv)
-    import importlib.util
-
-    if importlib.util.find_spec("ray") is None:
+    if not is_available("ray"):
         print("ray_bench: error: needs Ray: pip install 'cat-deploy[ray]'", file=sys.stderr)
-        return 2
+        return cli.MISSING_DEPENDENCY
     work = Path(a.work)
     images, onnx = _prepare(work, a.images, a.batch)
     load = {"before": _loadavg()}
@@ -123,12 +132,10 @@ def main(argv=None) -> int:
     print(json.dumps({**meta, "table": table}, indent=1))
     if a.out:
         _write(Path(a.out), meta, table, runs)
-    return 0 if same else 1
+    return cli.OK if same else cli.CHECK_FAILED
 
 
 def _write(out: Path, meta, table, runs) -> None:
-    from ..checkpoint import atomic_write
-
     med = {name: {k: _median([dict(v=r["stages_ms_p50"].get(k)) for r in runs if r["config"] == name], "v")
                   for k in ("decode", "preprocess", "inference", "postprocess")} for name in CONFIGS}
     names = list(CONFIGS)

@@ -1,25 +1,32 @@
 """One runner interface for every backend (after Polygraphy's runners).
 
 A runner is a context manager with ``infer(feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]``
-and ``last_inference_time()`` (seconds of the last ``infer``). Heavy backends are
-imported inside the runner, so the package imports without them.
+and ``last_inference_time()`` (seconds of the last ``infer``). Heavy backends are bound
+with :func:`~cat_deploy.core.optional.lazy_import` and imported when first used, so the
+package imports without them: ONNX Runtime needs neither PyTorch nor the onnx package.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
-import torch
-import torch.nn as nn
 
-__all__ = ["Runner", "TorchRunner", "OnnxRuntimeRunner", "BackendUnavailable", "ort_providers"]
+from ..core.errors import BackendUnavailable
+from ..core.optional import lazy_import
 
+if TYPE_CHECKING:
+    import torch.nn as nn
 
-class BackendUnavailable(RuntimeError):
-    """A backend's library or device is missing; the message says what to install or use instead."""
+__all__ = ["Runner", "TorchRunner", "OnnxRuntimeRunner", "BackendUnavailable", "ort_providers", "cuda_device_count"]
+
+torch = lazy_import("torch", "running a PyTorch checkpoint")
+ort = lazy_import("onnxruntime", "running an ONNX file")
+cat_pool_ort = lazy_import("cat_deploy.plugins.cat_pool_ort", "the fused CAT pooling node on ONNX Runtime (--gep plugin)",
+                           "or export with --gep stable")
 
 
 class Runner:
@@ -70,30 +77,43 @@ class TorchRunner(Runner):
 
     name = "pytorch"
 
-    def __init__(self, module: nn.Module, output_names: Sequence[str], input_name: str = "images",
-                 device: str = "cpu", dtype: torch.dtype = torch.float32):
+    def __init__(self, module: "nn.Module", output_names: Sequence[str], input_name: str = "images",
+                 device: str = "cpu", dtype: Optional["torch.dtype"] = None):
         super().__init__()
+        dtype = dtype or torch.float32
         self.module = module.eval().to(device=device, dtype=dtype)
         self.input_names, self.output_names = [input_name], list(output_names)
         self.device, self.dtype = device, dtype
 
-    @torch.no_grad()
     def _infer(self, feed):
         x = torch.from_numpy(np.ascontiguousarray(feed[self.input_names[0]])).to(self.device, self.dtype)
-        out = self.module(x)
+        with torch.no_grad():
+            out = self.module(x)
         out = out if isinstance(out, (tuple, list)) else (out,)
         return {n: o.detach().float().cpu().numpy() if o.is_floating_point() else o.cpu().numpy()
                 for n, o in zip(self.output_names, out)}
 
 
+def cuda_device_count() -> int:
+    """CUDA GPUs the driver sees (0 without a driver), asked of the driver itself: no PyTorch needed."""
+    for name in ("libcuda.so.1", "libcuda.so", "nvcuda.dll"):
+        try:
+            cuda = ctypes.CDLL(name)
+        except OSError:
+            continue
+        count = ctypes.c_int(0)
+        if cuda.cuInit(0) != 0 or cuda.cuDeviceGetCount(ctypes.byref(count)) != 0:
+            return 0
+        return count.value
+    return 0
+
+
 def ort_providers(device: str = "auto") -> list[str]:
     """``device``: ``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when onnxruntime-gpu sees a GPU, else CPU)."""
-    import onnxruntime as ort
-
     available = ort.get_available_providers()
     if device == "cpu":
         return ["CPUExecutionProvider"]
-    cuda_ok = "CUDAExecutionProvider" in available and torch.cuda.is_available()
+    cuda_ok = "CUDAExecutionProvider" in available and cuda_device_count() > 0
     if device == "cuda" and not cuda_ok:
         raise BackendUnavailable("ONNX Runtime cannot use CUDA here (no GPU or onnxruntime-gpu's CUDA libraries "
                                  "missing); use --device cpu")
@@ -101,24 +121,28 @@ def ort_providers(device: str = "auto") -> list[str]:
 
 
 class OnnxRuntimeRunner(Runner):
-    """ONNX Runtime session. ``extra_outputs`` exposes intermediate tensors (for per-module localisation)."""
+    """ONNX Runtime session.
+
+    ``plugin`` says whether the graph holds the fused CAT pooling node (the sidecar's
+    ``gep == "plugin"``), whose CPU twin is then registered; ``None`` looks into the graph
+    (needs the onnx package, as the full install has).
+    """
 
     name = "onnxruntime"
 
     def __init__(self, path: str | os.PathLike, device: str = "auto", threads: Optional[int] = None,
-                 model_bytes: Optional[bytes] = None, session_options=None):
+                 model_bytes: Optional[bytes] = None, session_options=None, plugin: Optional[bool] = None):
         super().__init__()
         self.path = Path(path)
         self.device, self.threads, self.model_bytes = device, threads, model_bytes
-        self.session_options = session_options
+        self.session_options, self.plugin = session_options, plugin
         self.session = None
 
     def activate(self):
-        import onnxruntime as ort
-
-        from ..export.plugin import ort_session_options  # registers the FusedCatPool twin if the graph has it
-
-        opts = ort_session_options(self.model_bytes or self.path, self.session_options) or ort.SessionOptions()
+        model = self.model_bytes or self.path
+        plugin = cat_pool_ort.graph_has_plugin(model) if self.plugin is None else self.plugin
+        opts = cat_pool_ort.twin_session_options(self.session_options) if plugin else self.session_options
+        opts = opts or ort.SessionOptions()
         if self.threads:
             opts.intra_op_num_threads = self.threads
             opts.inter_op_num_threads = 1

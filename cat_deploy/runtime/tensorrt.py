@@ -1,7 +1,8 @@
 """TensorRT runner: a serialized engine behind the common :class:`~cat_deploy.runtime.runners.Runner` interface.
 
-The only runtime module that imports ``tensorrt`` and cuda-python, both inside
-:meth:`TensorRTRunner.activate`, so the package imports without them. Memory and
+The only runtime module that uses ``tensorrt`` and cuda-python, both imported in
+:meth:`TensorRTRunner.activate` through :mod:`cat_deploy.core.optional`, so the package
+imports without them. Memory and
 streams come from cuda-python (``cuda.bindings.runtime``) as in TensorRT's own samples:
 pinned host buffers, device buffers, one stream, tensor addresses set by name
 (``context.set_tensor_address``), ``context.set_input_shape`` per batch for dynamic
@@ -15,11 +16,14 @@ post-processing overlap the engine's work.
 
 The pure-Python parts (binding layout, shape/profile checks, engine/sidecar
 compatibility, buffer-set rotation) are plain functions, unit-tested without
-TensorRT. Written against the documented TensorRT 10.9+/11.x API
-(``shared/TENSORRT_NOTES.md``); NOT YET RUN ON TensorRT.
+TensorRT. Written against the documented TensorRT 10.9+/11.x API; the TensorRT names used
+are checked against the 10.9, 10.16 and 11.4 bindings and the cuda-python calls against
+the installed ``cuda-bindings`` (``tests/runtime/test_infer_tensorrt.py``). NOT YET RUN ON
+TensorRT.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 from collections import deque
 from dataclasses import dataclass
@@ -28,7 +32,10 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from .runners import BackendUnavailable, Runner
+from ..core.errors import BackendUnavailable, SidecarError
+from ..core.optional import lazy_import, require_cudart, require_tensorrt, version_tuple
+from ..core.sidecar import Sidecar, read_sidecar
+from .runners import Runner
 
 __all__ = [
     "TensorRTRunner",
@@ -43,14 +50,16 @@ __all__ = [
     "INSTALL_HINT",
 ]
 
-MIN_TENSORRT = (10, 9)
+cat_pool_trt = lazy_import("cat_deploy.plugins.cat_pool_trt", "engines with the fused CAT pooling plugin")
+
+
+def _instead(engine: str | os.PathLike) -> str:
+    return f"or run the ONNX file with ONNX Runtime instead: python infer.py --engine {Path(engine).with_suffix('.onnx')}"
 
 
 def install_hint(engine: str | os.PathLike = "ENGINE") -> str:
-    onnx = Path(engine).with_suffix(".onnx")
     return (f"TensorRT is not installed, and '{engine}' needs it: on a machine with an NVIDIA GPU run "
-            f"pip install 'cat-deploy[trt]' (TensorRT >= 10.9 and cuda-python), or run the ONNX file with "
-            f"ONNX Runtime instead: python infer.py --engine {onnx}")
+            f"pip install 'cat-deploy[trt]' (TensorRT >= 10.9 and cuda-python), {_instead(engine)}")
 
 
 INSTALL_HINT = install_hint()
@@ -162,44 +171,48 @@ def check_input_shape(shape: Sequence[int], engine_shape: Sequence[int],
 
 
 def _version_tuple(v: Optional[str], parts: int = 3) -> Optional[tuple[int, ...]]:
-    if not v:
-        return None
-    out = []
-    for p in str(v).split(".")[:parts]:
-        digits = "".join(ch for ch in p if ch.isdigit())
-        if not digits:
-            break
-        out.append(int(digits))
-    return tuple(out) or None
+    return (version_tuple(v, parts) or None) if v else None
 
 
-def engine_compatibility(sidecar: dict[str, Any], tensorrt_version: str, gpu_name: Optional[str],
+def engine_compatibility(sidecar: Sidecar, tensorrt_version: str, gpu_name: Optional[str],
                          compute_capability: Optional[str]) -> tuple[list[str], list[str]]:
     """``(errors, warnings)`` from comparing an engine's sidecar with this process.
 
-    A plan runs only on the TensorRT version (major.minor.patch) that built it, unless
-    built version-compatible, and only on GPUs of the compute capability it was built
-    for, unless built hardware-compatible. The build facts come from the sidecar's
-    ``engine`` (written by the builder) and ``versions`` (the export process) entries.
-    A different GPU name with the same compute capability runs but may be slower:
-    a warning.
+    A plan runs only on the TensorRT version (major.minor.patch) that built it, unless built
+    version-compatible (``export.py --version-compatible``: then on that version and later
+    ones of the same major), and only on GPUs of the compute capability it was built for,
+    unless built hardware-compatible (``--hardware-compatible``: any GPU from Ampere, sm_80,
+    on). The build facts come from the sidecar's ``engine`` entry (written by
+    ``cat_deploy.export.tensorrt.build_engine``) and ``versions`` (the export process). A
+    different GPU name with the same compute capability runs but may be slower: a warning.
     """
-    engine = sidecar.get("engine") or {}
-    built = sidecar.get("versions") or {}
+    engine = sidecar.engine or {}
+    built = sidecar.versions or {}
     errors, warnings = [], []
     rebuild = "rebuild it here with python export.py --ckpt MODEL.pth --format trt"
 
     built_trt = engine.get("tensorrt") or built.get("tensorrt")
+    here, there = _version_tuple(tensorrt_version), _version_tuple(built_trt)
     if not built_trt:
         warnings.append("the sidecar does not say which TensorRT version built the engine")
-    elif not engine.get("version_compatible") and _version_tuple(built_trt) != _version_tuple(tensorrt_version):
+    elif engine.get("version_compatible"):
+        if here is None or there is None or here[0] != there[0] or here < there:
+            errors.append(f"engine built version-compatible with TensorRT {built_trt} runs on {there[0] if there else '?'}.x "
+                          f"from {built_trt} on, this is TensorRT {tensorrt_version}")
+    elif there != here:
         errors.append(f"engine built with TensorRT {built_trt}, this is TensorRT {tensorrt_version}")
 
     built_cc = engine.get("compute_capability") or built.get("compute_capability")
     built_gpu = engine.get("gpu") or built.get("gpu")
-    hw_compat = str(engine.get("hardware_compatibility", "none")).lower() not in ("none", "", "false")
-    if built_cc and compute_capability and not hw_compat:
-        if _version_tuple(built_cc, 2) != _version_tuple(compute_capability, 2):
+    hw_level = str(engine.get("hardware_compatibility", "none")).lower()
+    hw_compat = hw_level not in ("none", "", "false")
+    cc_here = _version_tuple(compute_capability, 2)
+    if hw_compat:
+        if cc_here is not None and cc_here < (8, 0):
+            errors.append(f"engine built hardware-compatible ({hw_level}) runs on GPUs from compute capability 8.0 "
+                          f"on, this GPU is {gpu_name or 'unknown'} with {compute_capability}")
+    elif built_cc and compute_capability:
+        if _version_tuple(built_cc, 2) != cc_here:
             errors.append(f"engine built for compute capability {built_cc} ({built_gpu or 'unknown GPU'}), "
                           f"this GPU is {gpu_name or 'unknown'} with {compute_capability}")
     elif not built_cc:
@@ -265,29 +278,14 @@ class BufferRing:
 
 
 def _import_tensorrt(path):
-    try:
-        import tensorrt as trt
-    except ImportError:
-        raise BackendUnavailable(install_hint(path)) from None
-    if (_version_tuple(trt.__version__, 2) or (0,)) < MIN_TENSORRT:
-        raise BackendUnavailable(f"TensorRT {trt.__version__} is too old for '{path}': cat-deploy needs >= 10.9; "
-                                 "pip install -U 'cat-deploy[trt]'")
-    return trt
+    return require_tensorrt(f"'{path}'", _instead(path))
 
 
 def _import_cudart():
-    try:
-        from cuda.bindings import runtime as cudart
-    except ImportError:
-        try:
-            from cuda import cudart  # cuda-python < 12.8
-        except ImportError:
-            raise BackendUnavailable("cuda-python is not installed (TensorRT's runner needs it for GPU memory and "
-                                     "streams): pip install cuda-python") from None
-    return cudart
+    return require_cudart()
 
 
-def _check(cudart, result, what: str):
+def _cuda_call(cudart, result, what: str):
     """cuda-python calls return ``(err, *values)``; raise one line on error, return the value(s)."""
     err, rest = result[0], result[1:]
     if int(err) != 0:
@@ -322,13 +320,14 @@ class TensorRTRunner(Runner):
     name = "tensorrt"
 
     def __init__(self, path: str | os.PathLike, buffers: int = 2, warmup: int = 3, device: int = 0,
-                 sidecar: Optional[dict[str, Any]] = None):
+                 sidecar: Optional[Sidecar] = None):
         super().__init__()
         self.path = Path(path)
         self.buffers, self.warmup_iters, self.device = max(1, int(buffers)), int(warmup), int(device)
         self.sidecar = sidecar
         self.max_in_flight = self.buffers
         self.warnings: list[str] = []
+        self._plugin_error: Optional[str] = None
         self._engine = self._context = self._stream = None
         self._sets: list[dict[str, tuple[int, np.ndarray, int]]] = []
         self._events: list[tuple[Any, Any]] = []
@@ -342,32 +341,30 @@ class TensorRTRunner(Runner):
             raise BackendUnavailable(f"engine '{self.path}' not found; build one with python export.py --format trt")
         sidecar = self.sidecar
         if sidecar is None:
-            from ..export.sidecar import SidecarError, read_sidecar
-
             try:
                 sidecar = read_sidecar(self.path)
             except SidecarError:
                 sidecar = None
-        _check(cudart, cudart.cudaSetDevice(self.device), "cudaSetDevice")
-        props = _check(cudart, cudart.cudaGetDeviceProperties(self.device), "cudaGetDeviceProperties")
+        _cuda_call(cudart, cudart.cudaSetDevice(self.device), "cudaSetDevice")
+        props = _cuda_call(cudart, cudart.cudaGetDeviceProperties(self.device), "cudaGetDeviceProperties")
         gpu = props.name.decode(errors="replace").rstrip("\x00") if isinstance(props.name, bytes) else str(props.name)
         cc = f"{props.major}.{props.minor}"
         if sidecar is not None:
             errors, self.warnings = engine_compatibility(sidecar, trt.__version__, gpu, cc)
             if errors:
                 raise EngineMismatch(f"'{self.path}' cannot run here: {errors[0]}")
-            if sidecar.get("gep") == "plugin":
-                try:  # JIT plugin definitions; an AOT engine carries its kernel and needs none
-                    import plugins.cat_pool_trt  # noqa: F401
-                except ImportError:
-                    pass
+            if sidecar.gep == "plugin":
+                self._register_plugin()
 
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
+        if sidecar is not None and (sidecar.engine or {}).get("version_compatible"):
+            self._runtime.engine_host_code_allowed = True  # a version-compatible plan embeds its lean runtime
         engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
         if engine is None:
+            plugin = f"; the FusedCatPool plugin was not registered ({self._plugin_error})" if self._plugin_error else ""
             raise EngineMismatch(f"TensorRT {trt.__version__} could not load '{self.path}' (built by another TensorRT "
-                                 "version or for another GPU, or damaged): rebuild it here with "
+                                 f"version or for another GPU, or damaged{plugin}): rebuild it here with "
                                  "python export.py --ckpt MODEL.pth --format trt")
         self._engine = engine
         tensors = []
@@ -379,7 +376,7 @@ class TensorRTRunner(Runner):
             except TypeError:  # BF16/FP8/INT4 have no numpy type: binding_layout says what to do
                 dtype = str(engine.get_tensor_dtype(name))
             tensors.append((name, mode, tuple(engine.get_tensor_shape(name)), dtype))
-        expected = sidecar.get("output_names") if sidecar else None
+        expected = sidecar.output_names if sidecar else None
         try:
             self.layout = binding_layout(tensors, expected)
         except ValueError as e:
@@ -392,15 +389,26 @@ class TensorRTRunner(Runner):
         else:
             self.profile = (inp.shape, inp.shape, inp.shape)
         self._context = engine.create_execution_context()
-        self._stream = _check(cudart, cudart.cudaStreamCreate(), "cudaStreamCreate")
+        self._stream = _cuda_call(cudart, cudart.cudaStreamCreate(), "cudaStreamCreate")
         self._allocate(cudart, self.profile[2])
         for _ in range(self.warmup_iters):
             self.infer({inp.name: np.zeros(self.profile[1], inp.dtype)})
 
+    def _register_plugin(self):
+        """Register the FusedCatPool plugin definitions for a ``gep="plugin"`` engine.
+
+        An ahead-of-time engine carries its kernel and deserializes without them, so a failure
+        is a warning here, and part of the error if the engine then cannot be loaded.
+        """
+        try:
+            cat_pool_trt.register_plugin()
+        except ImportError as e:
+            self._plugin_error = str(e)
+            self.warnings.append(f"FusedCatPool plugin definitions not registered ({e}); an engine built "
+                                 "ahead of time runs without them")
+
     def _allocate(self, cudart, max_shape):
         """``buffers`` sets of pinned host + device memory, sized for the profile's max input shape."""
-        import ctypes
-
         ctx = self._context
         if not ctx.set_input_shape(self.layout.input.name, tuple(max_shape)):
             raise BackendUnavailable(f"'{self.path}': TensorRT refused input shape {list(max_shape)}")
@@ -417,14 +425,14 @@ class TensorRTRunner(Runner):
             for name, shape in shapes.items():
                 dtype, size = specs[name].dtype, max(1, volume(shape))
                 nbytes = size * dtype.itemsize
-                host_ptr = _check(cudart, cudart.cudaMallocHost(nbytes), "cudaMallocHost")
+                host_ptr = _cuda_call(cudart, cudart.cudaMallocHost(nbytes), "cudaMallocHost")
                 raw = np.ctypeslib.as_array(ctypes.cast(host_ptr, ctypes.POINTER(ctypes.c_uint8)), (nbytes,))
                 host = raw.view(dtype)  # bytes viewed as the tensor's dtype (ctypes has no float16)
-                dev = _check(cudart, cudart.cudaMalloc(nbytes), "cudaMalloc")
+                dev = _cuda_call(cudart, cudart.cudaMalloc(nbytes), "cudaMalloc")
                 bufs[name] = (int(host_ptr), host, int(dev))
             self._sets.append(bufs)
-            self._events.append((_check(cudart, cudart.cudaEventCreate(), "cudaEventCreate"),
-                                 _check(cudart, cudart.cudaEventCreate(), "cudaEventCreate")))
+            self._events.append((_cuda_call(cudart, cudart.cudaEventCreate(), "cudaEventCreate"),
+                                 _cuda_call(cudart, cudart.cudaEventCreate(), "cudaEventCreate")))
         self._ring = BufferRing(self.buffers)
 
     def deactivate(self):
@@ -465,16 +473,16 @@ class TensorRTRunner(Runner):
         start, end = self._events[slot]
         stream = self._stream
         h2d, d2h = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        _check(cudart, cudart.cudaEventRecord(start, stream), "cudaEventRecord")
+        _cuda_call(cudart, cudart.cudaEventRecord(start, stream), "cudaEventRecord")
         host_ptr, _, dev = bufs[inp.name]
-        _check(cudart, cudart.cudaMemcpyAsync(dev, host_ptr, host_in.nbytes, h2d, stream), "cudaMemcpyAsync")
+        _cuda_call(cudart, cudart.cudaMemcpyAsync(dev, host_ptr, host_in.nbytes, h2d, stream), "cudaMemcpyAsync")
         if not ctx.execute_async_v3(int(stream)):
             raise BackendUnavailable(f"TensorRT failed to run '{self.path}' on input {list(shape)}")
         for t in self.layout.outputs:
             host_ptr, _, dev = bufs[t.name]
             nbytes = volume(shapes[t.name]) * t.dtype.itemsize
-            _check(cudart, cudart.cudaMemcpyAsync(host_ptr, dev, nbytes, d2h, stream), "cudaMemcpyAsync")
-        _check(cudart, cudart.cudaEventRecord(end, stream), "cudaEventRecord")
+            _cuda_call(cudart, cudart.cudaMemcpyAsync(host_ptr, dev, nbytes, d2h, stream), "cudaMemcpyAsync")
+        _cuda_call(cudart, cudart.cudaEventRecord(end, stream), "cudaEventRecord")
         ticket = _Ticket(slot, shapes, shape[0])
         self._tickets.append(ticket)
         return ticket
@@ -485,8 +493,8 @@ class TensorRTRunner(Runner):
         if not self._tickets or self._tickets[0] is not ticket:
             raise RuntimeError("collect() results in the order they were submitted")
         start, end = self._events[ticket.slot]
-        _check(cudart, cudart.cudaEventSynchronize(end), "cudaEventSynchronize")
-        self._last = _check(cudart, cudart.cudaEventElapsedTime(start, end), "cudaEventElapsedTime") / 1000.0
+        _cuda_call(cudart, cudart.cudaEventSynchronize(end), "cudaEventSynchronize")
+        self._last = _cuda_call(cudart, cudart.cudaEventElapsedTime(start, end), "cudaEventElapsedTime") / 1000.0
         bufs = self._sets[ticket.slot]
         out = {t.name: bufs[t.name][1][: volume(ticket.shapes[t.name])].reshape(ticket.shapes[t.name]).copy()
                for t in self.layout.outputs}

@@ -4,6 +4,8 @@
 
 Each image goes as its encoded file bytes (``IMAGE``, BYTES [1]); the answer is the padded
 ``num_dets, boxes, scores, classes`` of :mod:`cat_deploy.serve.detector`, unpadded here.
+Needs ``tritonclient`` (``pip install 'cat-deploy[serve-client]'``; it works with NumPy 2, so the
+clients run in the project's main environment, not the server's).
 """
 from __future__ import annotations
 
@@ -16,9 +18,15 @@ from typing import Sequence
 
 import numpy as np
 
+from .. import cli
+from ..core.errors import MissingDependency
+from ..core.optional import lazy_import, require
 from .detector import INPUT, OUTPUTS
 
 __all__ = ["TritonDetector", "Detections", "RequestFailed"]
+
+client_utils = lazy_import("tritonclient.utils", "the Triton client")
+json_format = lazy_import("google.protobuf.json_format", "the Triton gRPC client", "pip install 'cat-deploy[serve-client]'")
 
 
 class RequestFailed(RuntimeError):
@@ -33,16 +41,10 @@ class Detections:
 
 
 def _client_module(protocol: str):
-    try:
-        if protocol == "http":
-            import tritonclient.http as m
-        elif protocol == "grpc":
-            import tritonclient.grpc as m
-        else:
-            raise ValueError(f"protocol must be http or grpc, got {protocol!r}")
-    except ImportError:
-        raise RuntimeError("the client needs tritonclient: pip install 'cat-deploy[serve]'") from None
-    return m
+    """``tritonclient.http`` or ``tritonclient.grpc``; :class:`MissingDependency` (one line) when not installed."""
+    if protocol not in ("http", "grpc"):
+        raise ValueError(f"protocol must be http or grpc, got {protocol!r}")
+    return require(f"tritonclient.{protocol}", "the Triton client")
 
 
 class TritonDetector:
@@ -56,13 +58,11 @@ class TritonDetector:
 
     def infer_raw(self, inputs) -> dict[str, np.ndarray]:
         """Send prepared ``InferInput`` objects (any dtype or shape: for testing what the server refuses)."""
-        from tritonclient.utils import InferenceServerException
-
         outputs = [self.m.InferRequestedOutput(n) for n in OUTPUTS]
         try:
             kw = {"client_timeout": self.timeout_s} if self.protocol == "grpc" else {}
             result = self.client.infer(self.model, inputs, outputs=outputs, **kw)
-        except InferenceServerException as e:
+        except client_utils.InferenceServerException as e:
             raise RequestFailed(e.message() or str(e)) from None
         return {n: result.as_numpy(n) for n in OUTPUTS}
 
@@ -83,9 +83,7 @@ class TritonDetector:
         fewer executions than images means requests were batched together."""
         stats = self.client.get_inference_statistics(model)
         if self.protocol == "grpc":
-            from google.protobuf.json_format import MessageToDict
-
-            stats = MessageToDict(stats, preserving_proto_field_name=True)
+            stats = json_format.MessageToDict(stats, preserving_proto_field_name=True)
         s = stats["model_stats"][0]
         return {"inference_count": int(s.get("inference_count", 0)), "execution_count": int(s.get("execution_count", 0))}
 
@@ -100,23 +98,35 @@ class TritonDetector:
 
 
 def main(argv=None) -> int:
+    return cli.run("python -m cat_deploy.serve.client", _main, argv)
+
+
+def _main(argv) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("images", nargs="+", help="image files to send")
     p.add_argument("--url", default="127.0.0.1:8000", help="server HOST:PORT (default: %(default)s)")
     p.add_argument("--protocol", default="http", choices=["http", "grpc"])
     p.add_argument("--model", default="cat_detect")
+    cli.add_debug_flag(p)
     a = p.parse_args(argv)
-    with TritonDetector(a.url, a.protocol, a.model) as det:
+    try:
+        det = TritonDetector(a.url, a.protocol, a.model)
+    except MissingDependency as e:
+        print(f"client: error: {e}", file=sys.stderr)
+        return cli.MISSING_DEPENDENCY
+    failed = 0
+    with det:
         for f in a.images:
             try:
                 d = det.detect([Path(f).read_bytes()])[0]
             except (OSError, RequestFailed) as e:
                 print(f"client: {f}: {e}", file=sys.stderr)
+                failed += 1
                 continue
             print(json.dumps({"file": f, "detections": [
                 {"class_id": int(c), "score": round(float(s), 5), "bbox_xyxy": [round(float(v), 2) for v in b]}
                 for b, s, c in zip(d.boxes, d.scores, d.classes)]}))
-    return 0
+    return cli.BAD_INPUT if failed else cli.OK
 
 
 if __name__ == "__main__":

@@ -3,9 +3,10 @@
     python -m cat_deploy.serve.loadtest --out docs/benchmarks                # export the demo, serve, measure, stop
     python -m cat_deploy.serve.loadtest --url 127.0.0.1:8001 --protocol grpc # a server that is already running
 
-Without ``--url`` it exports the demo detector (dynamic batch 8), writes its Triton repository
-(``--triton-backend python``), starts the Triton server bundled with nvidia-pytriton on
-127.0.0.1, runs the load for each protocol and client count, and stops the server. Every
+Without ``--url`` it exports the demo detector with ``export.py`` (dynamic batch 8, its Triton
+repository with ``--triton-backend python``), starts the Triton server bundled with nvidia-pytriton
+on 127.0.0.1 in the serve environment (``--python``; see :func:`cat_deploy.serve.server.serve_python`),
+runs the load for each protocol and client count, and stops the server. The clients run here. Every
 client sends ``--requests`` images (one per request, the sample images in turn) and waits for
 each answer; the run ends when all have answered or failed, or after ``--timeout`` seconds.
 Reports throughput, latency p50/p90/p99, failed and lost requests, and how many network runs
@@ -14,9 +15,11 @@ served how many images (dynamic batching), as ``triton_load.md`` / ``.json`` in 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import platform
+import subprocess
 import sys
 import threading
 import time
@@ -25,7 +28,12 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from .. import cli
+from ..core.errors import MissingDependency
+from ..core.files import atomic_write
+from ..data.synthetic import render_scene
 from .client import RequestFailed, TritonDetector
+from .server import ServeError, TritonServer
 
 __all__ = ["run_load", "main"]
 
@@ -104,9 +112,6 @@ def run_load(url: str, protocol: str, images: Sequence[bytes], clients: int, req
 def _sample_images() -> list[bytes]:
     files = sorted((ROOT / "assets" / "samples").glob("*.jpg"))
     if not files:
-        from ..data.synthetic import render_scene
-        import io
-
         out = []
         for i in range(4):
             buf = io.BytesIO()
@@ -116,17 +121,18 @@ def _sample_images() -> list[bytes]:
     return [f.read_bytes() for f in files]
 
 
-def _serve_demo(work: Path, log):
-    """Export the demo detector and write its repository (python network backend) under ``work``."""
-    from ..export.pipeline import ExportOptions, run_export
-    from .triton_repo import TritonRepoOptions, write_triton_repository
-
+def _serve_demo(work: Path, log) -> Path:
+    """Export the demo detector as a user would (``export.py --triton-repo``, python network backend) under
+    ``work``; returns the repository."""
     ckpt = ROOT / "assets" / "demo" / "cat_retinanet_tiny.pth"
-    log(f"exporting {ckpt.name} (dynamic batch 8) and writing its Triton repository in {work}")
-    result = run_export(ExportOptions(ckpt=str(ckpt), out=str(work / "export"), dynamic=True, batch=8,
-                                      validate=False), log=lambda s: None)
-    write_triton_repository(result["onnx"], work / "repo", TritonRepoOptions(backend="python"))
-    return work / "repo"
+    repo = work / "repo"
+    cmd = [sys.executable, str(ROOT / "export.py"), "--ckpt", str(ckpt), "--out", str(work / "export"), "--dynamic",
+           "--batch", "8", "--no-validate", "--triton-repo", str(repo), "--triton-backend", "python"]
+    log(f"exporting {ckpt.name} (dynamic batch 8) and writing its Triton repository in {repo}")
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    if r.returncode != 0:
+        raise ServeError(f"export.py failed ({r.returncode}): {(r.stderr.strip().splitlines() or ['no output'])[-1]}")
+    return repo
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
@@ -148,6 +154,10 @@ def _uptime() -> str:
 
 
 def main(argv=None) -> int:
+    return cli.run("python -m cat_deploy.serve.loadtest", _main, argv)
+
+
+def _main(argv) -> int:
     p = argparse.ArgumentParser(prog="python -m cat_deploy.serve.loadtest", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--url", help="a running server's HOST:PORT (default: start one on 127.0.0.1)")
@@ -157,6 +167,9 @@ def main(argv=None) -> int:
     p.add_argument("--timeout", type=float, default=600, help="seconds before a run gives up (default: %(default)s)")
     p.add_argument("--out", help="write triton_load.md/.json here (e.g. docs/benchmarks)")
     p.add_argument("--work", default="runs/loadtest", help="export and repository folder when starting a server")
+    p.add_argument("--python", help="the serve environment's interpreter when starting a server (default: "
+                   "$CAT_DEPLOY_SERVE_PYTHON, this one if it has nvidia-pytriton, else the checkout's .venv-serve)")
+    cli.add_debug_flag(p)
     a = p.parse_args(argv)
     images = _sample_images()
     rows, server_info = [], "an already running server at " + str(a.url)
@@ -170,28 +183,34 @@ def main(argv=None) -> int:
                 print(json.dumps({k: v for k, v in r.items() if k != "errors"}), flush=True)
                 rows.append(r)
 
-    if a.url:
-        measure({proto: a.url for proto in a.protocol})
-    else:
-        from .server import TritonServer
-
-        repo = _serve_demo(Path(a.work), print)
-        with TritonServer(repo, log_path=Path(a.work) / "tritonserver.log") as server:
-            server_info = ("Triton 2.51 (bundled with nvidia-pytriton) on 127.0.0.1, the demo detector's repository "
-                           "with the network on the Python backend (cat_deploy's ONNX Runtime runner, CPU)")
-            measure({"http": server.http_url, "grpc": server.grpc_url})
+    try:
+        if a.url:
+            measure({proto: a.url for proto in a.protocol})
+        else:
+            repo = _serve_demo(Path(a.work), print)
+            with TritonServer(repo, log_path=Path(a.work) / "tritonserver.log", python=a.python) as server:
+                env = server.environment
+                server_info = (f"Triton 2.51 (bundled with nvidia-pytriton) on 127.0.0.1 in the serve environment "
+                               f"(Python {env.python_version}, NumPy {env.numpy}), the demo detector's repository with "
+                               "the network on the Python backend (cat_deploy's ONNX Runtime runner, CPU); clients "
+                               f"in this process (NumPy {np.__version__})")
+                measure({"http": server.http_url, "grpc": server.grpc_url})
+    except MissingDependency as e:
+        print(f"loadtest: error: {e}", file=sys.stderr)
+        return cli.MISSING_DEPENDENCY
+    except ServeError as e:
+        print(f"loadtest: error: {e}", file=sys.stderr)
+        return cli.BAD_INPUT
     if a.out:
         meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.processor() or platform.machine()}, "
                 f"{os.cpu_count()} cores", "server": server_info, "loadavg_before": load_before,
                 "loadavg_after": _uptime(), "command": "python -m cat_deploy.serve.loadtest " + " ".join(
                     sys.argv[1:] if argv is None else argv)}
         _write(Path(a.out), meta, rows)
-    return 0 if all(r["failed"] == 0 and r["lost"] == 0 for r in rows) else 1
+    return cli.OK if all(r["failed"] == 0 and r["lost"] == 0 for r in rows) else cli.CHECK_FAILED
 
 
 def _write(out: Path, meta: dict[str, Any], rows: list[dict[str, Any]]) -> None:
-    from ..checkpoint import atomic_write
-
     atomic_write(out / "triton_load.json", lambda t: Path(t).write_text(json.dumps({**meta, "runs": rows}, indent=2)))
     md = f"""# Triton serving: bounded load test
 

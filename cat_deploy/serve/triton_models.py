@@ -4,7 +4,9 @@ Each ``model.py`` in the repository is one line importing a class from here as
 ``TritonPythonModel``, so the served code is this package's, never a copy. Triton hands
 ``execute`` the list of requests its dynamic batcher merged; each request has its own batch
 dimension. A request that cannot be served gets an error response with one line; the others
-in the batch are answered normally.
+in the batch are answered normally. They run in the serve environment (NumPy 1.x, no PyTorch):
+everything they import is the torch-free runtime (``tests/test_layering.py`` checks this package's
+imports; the live-server tests run them in ``.venv-serve``).
 
 - :class:`PreprocessModel`: ``IMAGE`` BYTES [b, 1] -> ``images`` FP32 [b, 3, h, w], ``letterbox`` FP64 [b, 5].
 - :class:`NetworkModel`: the network through :func:`cat_deploy.runtime.backends.open_model`'s runner,
@@ -19,23 +21,24 @@ from typing import Any
 
 import numpy as np
 
-from .detector import INPUT, NET_PREFIX, OUTPUTS, RequestError, ServeConfig, decode_request, detections, letterbox_from_vector
+from ..core.optional import require
+from ..core.sidecar import Sidecar
+from ..runtime.backends import open_model, spec_from_sidecar
+from .detector import (INPUT, NET_PREFIX, OUTPUTS, RequestError, ServeConfig, decode_request, detections,
+                       letterbox_from_vector)
 
 __all__ = ["PreprocessModel", "NetworkModel", "PostprocessModel"]
 
 
 def _pb():
-    import triton_python_backend_utils as pb_utils  # only importable inside Triton's Python backend
-
-    return pb_utils
+    """Triton's ``triton_python_backend_utils``, importable only inside its Python backend."""
+    return require("triton_python_backend_utils", "the Python-backend models", "they run inside Triton's Python backend")
 
 
 class _Model:
     """Reads the model's config, its ``serve_config`` parameter and the sidecar in its version folder."""
 
     def initialize(self, args: dict[str, Any]) -> None:
-        from ..runtime.backends import spec_from_sidecar
-
         self.pb = _pb()
         self.config = json.loads(args["model_config"])
         self.version_dir = Path(args["model_repository"]) / str(args["model_version"])
@@ -44,7 +47,7 @@ class _Model:
         self.serve = ServeConfig.from_json(text) if text else ServeConfig()
         sidecar_file = self.version_dir / "sidecar.json"
         if sidecar_file.is_file():
-            sidecar = json.loads(sidecar_file.read_text())
+            sidecar = Sidecar.from_json(sidecar_file.read_text(), f"sidecar '{sidecar_file}'")
             self.spec = spec_from_sidecar(sidecar_file, sidecar, "triton")
 
     def _error(self, message: str):
@@ -78,8 +81,6 @@ class NetworkModel(_Model):
 
     def initialize(self, args):
         super().initialize(args)
-        from ..runtime.backends import open_model
-
         files = [p for p in self.version_dir.iterdir() if p.name.startswith("model.") and p.suffix in
                  (".onnx", ".plan", ".engine")]
         if len(files) != 1:

@@ -29,11 +29,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import atomic_write
-from ..export.sidecar import SidecarError, read_sidecar
+from ..core.errors import SidecarError
+from ..core.files import atomic_write
+from ..core.optional import lazy_import
+from ..core.sidecar import Sidecar, read_sidecar
 from .detector import INPUT, NET_PREFIX, OUTPUTS, ServeConfig
 
-__all__ = ["TritonRepoOptions", "TritonRepoError", "write_triton_repository", "to_pbtxt", "BACKENDS"]
+__all__ = ["TritonRepoOptions", "TritonRepoError", "write_triton_repository", "check_servable", "to_pbtxt", "BACKENDS"]
+
+onnx = lazy_import("onnx", "export.py --triton-repo (reads the graph's tensor shapes)")
 
 BACKENDS = ("auto", "onnxruntime", "tensorrt", "python")
 # Triton 2.51 (NGC 24.10) is the server nvidia-pytriton 0.7 bundles, the one this repository was run on here.
@@ -93,8 +97,6 @@ def _tensor(name: str, dtype: str, dims: list[int]) -> dict[str, Any]:
 
 def _onnx_io(onnx_path: Path) -> tuple[list[dict], list[dict]]:
     """Inputs and outputs of the ONNX graph as Triton tensors (batch dimension dropped, symbolic dims -1)."""
-    import onnx
-
     model = onnx.load(str(onnx_path), load_external_data=False)
     init = {i.name for i in model.graph.initializer}
 
@@ -111,39 +113,41 @@ def _onnx_io(onnx_path: Path) -> tuple[list[dict], list[dict]]:
     return tensors(model.graph.input), tensors(model.graph.output)
 
 
-def _resolve(artefact: Path, sidecar: dict[str, Any], backend: str) -> tuple[str, Path]:
-    """(backend, the ONNX file whose graph gives the tensor shapes)."""
-    engine = artefact.suffix.lower() in (".engine", ".plan")
-    if backend == "auto":
-        backend = "tensorrt" if engine else "onnxruntime"
+def check_servable(artefact: str | os.PathLike, engine: bool, gep: str, batch_range: tuple[int, int],
+                   backend: str = "auto") -> str:
+    """The network's backend for an artefact (``engine``: a TensorRT plan, else ONNX) exported with ``gep``
+    for batches ``batch_range`` (min, max), or :class:`TritonRepoError` (one line) when Triton cannot serve
+    it as asked. ``export.py`` calls this before exporting, the repository writer again on the files."""
     if backend not in BACKENDS:
         raise TritonRepoError(f"--triton-backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "auto":
+        backend = "tensorrt" if engine else "onnxruntime"
     if backend == "tensorrt" and not engine:
         raise TritonRepoError(f"'{artefact}' is ONNX: the tensorrt_plan backend needs an engine (export.py --format trt), "
                               "or use --triton-backend onnxruntime")
     if backend == "onnxruntime" and engine:
         raise TritonRepoError(f"'{artefact}' is a TensorRT engine: use --triton-backend tensorrt (or auto)")
-    if backend == "onnxruntime" and sidecar.get("gep") == "plugin":
+    if backend == "onnxruntime" and gep == "plugin":
         raise TritonRepoError(f"'{artefact}' has fused-pooling nodes (--gep plugin), which Triton's onnxruntime backend "
                               "cannot run: serve the TensorRT engine (AOT plugin, self-contained), use "
                               "--triton-backend python, or re-export with --gep stable")
-    onnx_path = artefact if not engine else artefact.with_name(sidecar.get("onnx") or artefact.stem + ".onnx")
-    if not onnx_path.is_file():
-        raise TritonRepoError(f"the ONNX file '{onnx_path}' the engine was built from is needed for its tensor shapes: "
-                              "keep it beside the engine")
-    return backend, onnx_path
-
-
-def _max_batch(artefact: Path, sidecar: dict[str, Any]) -> int:
-    profile = sidecar.get("profile") or {}
-    lo, hi = int(profile.get("min", [1])[0]), int(profile.get("max", [1])[0])
+    lo, hi = batch_range
     if lo != hi and lo != 1:
         raise TritonRepoError(f"'{artefact}' accepts batches {lo}..{hi}; Triton sends any batch from 1: "
                               "re-export with --dynamic (min batch 1)")
     if lo == hi and hi != 1:
         raise TritonRepoError(f"'{artefact}' was exported for batch {hi} only (static); Triton needs every batch "
                               f"1..{hi}: re-export with python export.py --dynamic --batch {hi}")
-    return hi
+    return backend
+
+
+def _onnx_of(artefact: Path, sidecar: Sidecar, engine: bool) -> Path:
+    """The ONNX file whose graph gives the tensor shapes (an engine's: the one it was built from)."""
+    onnx_path = artefact if not engine else artefact.with_name(sidecar.onnx or artefact.stem + ".onnx")
+    if not onnx_path.is_file():
+        raise TritonRepoError(f"the ONNX file '{onnx_path}' the engine was built from is needed for its tensor shapes: "
+                              "keep it beside the engine")
+    return onnx_path
 
 
 def write_triton_repository(artefact: str | os.PathLike, out_dir: str | os.PathLike,
@@ -164,12 +168,13 @@ def write_triton_repository(artefact: str | os.PathLike, out_dir: str | os.PathL
         sidecar = read_sidecar(artefact)
     except SidecarError as e:
         raise TritonRepoError(str(e)) from None
-    if sidecar.get("task", "detect") != "detect":
-        raise TritonRepoError(f"'{artefact}' is a {sidecar.get('task')} model; the repository serves detectors")
-    backend, onnx_path = _resolve(artefact, sidecar, opts.backend)
-    max_batch = _max_batch(artefact, sidecar)
-    inputs, outputs = _onnx_io(onnx_path)
-    h, w = (int(v) for v in sidecar["input_size"])
+    if sidecar.task != "detect":
+        raise TritonRepoError(f"'{artefact}' is a {sidecar.task} model; the repository serves detectors")
+    engine = artefact.suffix.lower() in (".engine", ".plan")
+    max_batch = sidecar.profile.max[0]
+    backend = check_servable(artefact, engine, sidecar.gep, (sidecar.profile.min[0], max_batch), opts.backend)
+    inputs, outputs = _onnx_io(_onnx_of(artefact, sidecar, engine))
+    h, w = sidecar.input_size
     net_in = [_tensor(inputs[0]["name"], "TYPE_FP32", [3, h, w])]
     root = Path(out_dir)
     name = opts.name
@@ -250,27 +255,27 @@ def _ensemble_config(name, max_batch, net_input: str, net_outputs: list[str], ma
             "ensemble_scheduling": {"step": steps}}
 
 
-def _header(model: str, artefact: Path, sidecar: dict[str, Any], backend: str) -> str:
+def _header(model: str, artefact: Path, sidecar: Sidecar, backend: str) -> str:
     lines = [f"# Written by cat-deploy (export.py --triton-repo) from {artefact.name}; regenerate rather than edit."]
-    if model.endswith("_net") and backend == "tensorrt" and sidecar.get("gep") == "plugin":
+    if model.endswith("_net") and backend == "tensorrt" and sidecar.gep == "plugin":
         lines.append("# FusedCatPool (cat_deploy::FusedCatPool) is a TensorRT AOT plugin: its kernels are serialized "
                      "in model.plan,")
         lines.append("# so this model needs no plugin library (no LD_PRELOAD, no --backend-config plugin path).")
     return "\n".join(lines) + "\n"
 
 
-def _write_versions(root: Path, name: str, artefact: Path, sidecar: dict[str, Any], backend: str) -> None:
+def _write_versions(root: Path, name: str, artefact: Path, sidecar: Sidecar, backend: str) -> None:
     """Version 1 of each model: the network file (+ sidecar, which the ``python`` network and the pre/post
     models read for input size, normalisation, classes and detector head settings) and the model.py stubs."""
     net = root / f"{name}_net" / "1"
     fname = {"tensorrt": "model.plan", "onnxruntime": "model.onnx"}.get(backend, "model" + artefact.suffix)
     _copy(artefact, net / fname)
-    _write_text(net / (fname + ".json"), json.dumps(sidecar, indent=2))
+    sidecar.write(net / fname)
     if backend == "python":
         _write_text(net / "model.py", _stub("NetworkModel"))
     for part, cls in (("pre", "PreprocessModel"), ("post", "PostprocessModel")):
         d = root / f"{name}_{part}" / "1"
-        _write_text(d / "sidecar.json", json.dumps(sidecar, indent=2))
+        _write_text(d / "sidecar.json", sidecar.to_json())
         _write_text(d / "model.py", _stub(cls))
 
 
@@ -283,7 +288,7 @@ def _readme(root, name, artefact, backend, max_batch, opts: TritonRepoOptions, n
     s = opts.serve
     net = {"tensorrt": "tensorrt_plan (model.plan)", "onnxruntime": "onnxruntime_onnx (model.onnx)",
            "python": "python (cat_deploy's runner on " + artefact.suffix + ")"}[backend]
-    h, w = sidecar["input_size"]
+    h, w = sidecar.input_size
     text = f"""# Triton model repository for `{artefact.name}`
 
 Written by `export.py --triton-repo`. Models:
@@ -296,7 +301,7 @@ Written by `export.py --triton-repo`. Models:
 | `{name}_post` | python | decode boxes, NMS (conf {s.conf}, iou {s.iou}), boxes to image pixels |
 
 Response: `num_dets` INT32 [1], `boxes` FP32 [{s.max_det}, 4] (x1, y1, x2, y2 in the sent image's pixels),
-`scores` FP32 [{s.max_det}], `classes` INT32 [{s.max_det}] (0-based: {', '.join(sidecar.get('class_names') or [])});
+`scores` FP32 [{s.max_det}], `classes` INT32 [{s.max_det}] (0-based: {', '.join(sidecar.class_names)});
 rows past `num_dets` are zero. Requests above {s.max_bytes} bytes or {s.max_pixels} pixels are refused with a message.
 
 Serve it with the NGC container (GPU: add `--gpus all`). The Python-backend models import
@@ -311,7 +316,7 @@ Without Docker, on this machine: `python -m cat_deploy.serve --repo {root}` runs
 bundled with `nvidia-pytriton` on 127.0.0.1 (it has the Python backend only: write the repository
 with `--triton-backend python`). Client: `python -m cat_deploy.serve.client --url 127.0.0.1:8001 --protocol grpc IMAGE.jpg`.
 """
-    if sidecar.get("gep") == "plugin" and backend == "tensorrt":
+    if sidecar.gep == "plugin" and backend == "tensorrt":
         text += ("\nThe engine's fused CAT pooling (`cat_deploy::FusedCatPool`) is a TensorRT AOT plugin: its "
                  "kernels are inside `model.plan`, so no plugin library is loaded.\n")
     for n in notes:

@@ -20,17 +20,23 @@ import torch
 import torch.nn as nn
 
 from ..config import ModelConfig
-from ..data.image import list_images, read_image
+from ..core.sidecar import PostprocessOptions, Sidecar
+from ..data.coco import CocoDetection
+from ..data.image import ImageReadError, list_images, read_image
+from ..data.synthetic import generate_dataset
 from ..export.deploy import deploy_module, output_names
-from ..export.onnx import ShapeProfile, cat_module_names
-from ..layers import set_gep
+from ..layers import cat_module_names, set_gep
 from ..runtime.processing import detections_from_outputs, preprocess
 from ..runtime.runners import OnnxRuntimeRunner, Runner, TorchRunner
+from ..runtime.tensorrt import TensorRTRunner
+from .coco_eval import evaluate_detector
+from .localize import localize
 from .parity import TOLERANCES, compare_outputs, detection_verdict, match_detections
 
-__all__ = ["validate_artefact", "open_runner", "sample_batch", "run_batched", "VAL_SEED"]
+__all__ = ["validate_artefact", "open_runner", "sample_batch", "run_batched", "VAL_SEED", "DEFAULT_SAMPLES"]
 
 VAL_SEED = 20261128  # synthetic validation scenes for export parity: not the training or training-val seeds
+DEFAULT_SAMPLES = Path(__file__).resolve().parents[2] / "assets" / "samples"  # parity images of a source checkout
 
 
 def open_runner(path: str | Path, device: str = "auto") -> Runner:
@@ -39,20 +45,26 @@ def open_runner(path: str | Path, device: str = "auto") -> Runner:
     if suffix == ".onnx":
         return OnnxRuntimeRunner(path, device=device)
     if suffix in (".engine", ".plan"):
-        from ..runtime.tensorrt import TensorRTRunner
-
         return TensorRTRunner(path)
     raise ValueError(f"'{path}': unknown artefact type {suffix!r}; expected .onnx, .engine or .plan")
 
 
-def sample_batch(config: ModelConfig, shape: Sequence[int], samples: Optional[str | Path]) -> Optional[np.ndarray]:
-    """Sample images pre-processed to ``shape`` (B, 3, H, W), cycling files to fill the batch; None if none."""
+def sample_batch(config: ModelConfig, shape: Sequence[int], samples: Optional[str | Path],
+                 log: Callable[[str], None] = print) -> Optional[np.ndarray]:
+    """Sample images pre-processed to ``shape`` (B, 3, H, W), cycling files to fill the batch; None if none.
+
+    Images that cannot be read are skipped and named through ``log``."""
     if not samples or not Path(samples).is_dir():
         return None
-    files = list_images(samples)
-    if not files:
+    imgs = []
+    for f in list_images(samples):
+        try:
+            imgs.append(preprocess(read_image(f), shape[2:], config.mean, config.std, config.letterbox)[0])
+        except ImageReadError as e:
+            log(f"  samples: skipped {f.name}: {e.reason}")
+    if not imgs:
+        log(f"  samples: no readable image in '{samples}': parity on random inputs only")
         return None
-    imgs = [preprocess(read_image(f), shape[2:], config.mean, config.std, config.letterbox)[0] for f in files]
     return np.stack([imgs[i % len(imgs)] for i in range(max(shape[0], len(imgs)))]).astype(np.float32)
 
 
@@ -81,9 +93,6 @@ def reference_module(model: nn.Module, gep: str, nms: str, conf: float, iou: flo
 
 
 def _synthetic_scenes(config: ModelConfig, count: int, workdir: Path):
-    from ..data.coco import CocoDetection
-    from ..data.synthetic import generate_dataset
-
     h, w = config.input_size
     ann = generate_dataset(workdir / "val", count, size=(w, h), seed=VAL_SEED)
     return CocoDetection(workdir / "val" / "images", ann, (h, w), train=False, mean=config.mean, std=config.std)
@@ -92,7 +101,7 @@ def _synthetic_scenes(config: ModelConfig, count: int, workdir: Path):
 def validate_artefact(
     model: nn.Module,
     artefact: str | Path,
-    sidecar: dict[str, Any],
+    sidecar: Sidecar,
     samples: Optional[str | Path] = None,
     val_images: int = 50,
     per_module: bool = False,
@@ -101,13 +110,13 @@ def validate_artefact(
 ) -> dict[str, Any]:
     """Compare ``artefact`` with PyTorch as the sidecar describes it; returns the parity report (``passed``)."""
     config: ModelConfig = model.config
-    precision = sidecar["precision"]["precision"]
+    precision = sidecar.precision_mode
     tol = TOLERANCES[precision]
-    profile = ShapeProfile(*(tuple(sidecar["profile"][k]) for k in ("min", "opt", "max")))
-    nms = sidecar.get("nms", "host")
-    post = sidecar.get("postprocess", {})
-    conf, iou, max_det = post.get("conf", 0.25), post.get("iou", 0.5), post.get("max_det", 100)
-    ref_module = reference_module(model, sidecar["gep"], nms, conf, iou, max_det)
+    profile = sidecar.profile
+    nms = sidecar.nms or "host"
+    post = sidecar.postprocess or PostprocessOptions()
+    conf, iou, max_det = post.conf, post.iou, post.max_det
+    ref_module = reference_module(model, sidecar.gep, nms, conf, iou, max_det)
     names = output_names(model, nms)
     torch_runner = TorchRunner(ref_module, names)
     elementwise = names if nms == "host" or config.task == "classify" else []
@@ -117,7 +126,7 @@ def validate_artefact(
     with open_runner(artefact, device) as runner:
         report["backend"] = getattr(runner, "providers", [runner.name])
         cases = []
-        sample = sample_batch(config, profile.opt, samples)
+        sample = sample_batch(config, profile.opt, samples, log)
         if sample is not None:
             cases.append(("samples@" + "x".join(map(str, profile.opt)), sample[: profile.opt[0]]))
         for shape in profile.shapes():
@@ -150,8 +159,6 @@ def validate_artefact(
                     report["accuracy"] = _map_parity(torch_runner, runner, dataset, config, hw, batch, static, tol)
 
         if per_module and Path(artefact).suffix == ".onnx" and cat_module_names(model):
-            from .localize import localize
-
             x = sample if sample is not None else rng.standard_normal(profile.opt).astype(np.float32)
             loc = localize(artefact, ref_module, x[: profile.opt[0]], tol, cat_module_names(model), device)
             report["per_module"] = loc
@@ -165,8 +172,6 @@ def validate_artefact(
 
 
 def _map_parity(torch_runner, runner, dataset, config, hw, batch, static, tol) -> dict[str, Any]:
-    from .coco_eval import evaluate_detector
-
     def predictor(r: Runner):
         def predict(images: torch.Tensor):
             outs = _concat(run_batched(r, images.numpy(), batch, static))

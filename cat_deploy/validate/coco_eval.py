@@ -1,56 +1,14 @@
-"""COCO box mAP through faster-coco-eval."""
+"""COCO mAP of a detector over a dataset, with any backend's predictions."""
 from __future__ import annotations
 
-import contextlib
-import copy
-import io
-import os
-from typing import Any, Sequence, Union
+import torch
+from torch.utils.data import DataLoader, Subset
 
-import numpy as np
+from ..data.coco import collate_detection
+from ..data.coco_eval import coco_map, to_coco_results
+from ..data.transforms import boxes_to_original
 
-__all__ = ["coco_map", "to_coco_results"]
-
-
-def to_coco_results(
-    image_id: int, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, category_ids: Sequence[int]
-) -> list[dict[str, Any]]:
-    """Detections of one image (xyxy boxes, 0-based labels) as COCO result dicts (xywh, category ids)."""
-    out = []
-    for (x1, y1, x2, y2), s, c in zip(np.asarray(boxes, float), np.asarray(scores, float), np.asarray(labels, int)):
-        out.append({
-            "image_id": int(image_id),
-            "category_id": int(category_ids[c]),
-            "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
-            "score": round(float(s), 5),
-        })
-    return out
-
-
-def coco_map(ground_truth: Union[str, os.PathLike, dict], results: list[dict[str, Any]],
-             image_ids: Sequence[int] | None = None) -> dict[str, float]:
-    """Box AP of COCO ``results`` against ``ground_truth`` (a COCO json path or dict).
-
-    Returns ``{"map": AP@[.5:.95], "map50": AP@.5, "map75": AP@.75, "map_small", "map_medium",
-    "map_large"}``; all zeros when there are no results. ``image_ids`` limits the evaluation.
-    """
-    from faster_coco_eval import COCO, COCOeval_faster
-
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO(str(ground_truth)) if not isinstance(ground_truth, dict) else COCO(copy.deepcopy(ground_truth))
-    if not results:
-        return dict.fromkeys(("map", "map50", "map75", "map_small", "map_medium", "map_large"), 0.0)
-    with contextlib.redirect_stdout(io.StringIO()):
-        dt = gt.loadRes(copy.deepcopy(results))
-        ev = COCOeval_faster(gt, dt, iouType="bbox", print_function=lambda *a, **k: None)
-        if image_ids is not None:
-            ev.params.imgIds = list(image_ids)
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    s = ev.stats
-    return {"map": float(s[0]), "map50": float(s[1]), "map75": float(s[2]),
-            "map_small": float(s[3]), "map_medium": float(s[4]), "map_large": float(s[5])}
+__all__ = ["coco_map", "evaluate_detector", "to_coco_results"]
 
 
 def evaluate_detector(predict, dataset, batch_size: int = 8, conf: float = 0.05) -> dict[str, float]:
@@ -60,12 +18,6 @@ def evaluate_detector(predict, dataset, batch_size: int = 8, conf: float = 0.05)
     letterboxed input coordinates (any backend: PyTorch, ONNX Runtime, TensorRT);
     boxes are mapped back to each image's original coordinates before scoring.
     """
-    import torch
-    from torch.utils.data import DataLoader, Subset
-
-    from ..data.coco import collate_detection
-    from ..data.transforms import boxes_to_original
-
     base = dataset.dataset if isinstance(dataset, Subset) else dataset
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_detection)
     results, image_ids = [], []

@@ -12,6 +12,7 @@ import os
 from typing import Any, Sequence
 
 import numpy as np
+import onnx
 import torch
 import torch.nn as nn
 
@@ -48,8 +49,6 @@ def localize(onnx_path: str | os.PathLike, module: nn.Module, images: np.ndarray
     Returns ``{"modules": [{"module", "tensor", max_abs, cosine, passed, ...}, ...],
     "first_divergent": name or None}`` in forward order.
     """
-    import onnx
-
     model = onnx.load(str(onnx_path))
     tensors = module_outputs(model.graph, module_names)
     missing = [m for m in module_names if m not in tensors]

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 import numpy as np
+import torch
+from torchvision.ops import box_iou
 
 __all__ = ["Tolerance", "TOLERANCES", "compare_outputs", "match_detections", "summarize"]
 
@@ -34,7 +36,7 @@ TOLERANCES = {
     "fp16": Tolerance(atol=2e-2, rtol=2e-2, min_cosine=0.999, max_outside=1e-3, min_agreement=0.95,
                       max_score_drift=2e-2, max_map_drop=0.02),
     "int8": Tolerance(atol=math.inf, rtol=math.inf, min_cosine=0.98, max_outside=1.0, min_agreement=0.8,
-                      max_score_drift=0.1, max_map_drop=0.05),
+                      max_score_drift=0.1, max_map_drop=0.02),
 }
 
 
@@ -56,13 +58,16 @@ def _stats(ref: np.ndarray, out: np.ndarray, tol: Tolerance) -> dict[str, Any]:
     s["max_rel"] = float((diff / np.maximum(r, 1e-6)).max()) if diff.size else 0.0
     a, b = out64[finite].ravel(), ref64[finite].ravel()
     na, nb = np.linalg.norm(a), np.linalg.norm(b)
-    s["cosine"] = float(a @ b / (na * nb)) if na > 0 and nb > 0 else float(na == nb)
+    s["cosine"] = (float(a @ b / (na * nb)) if na > 0 and nb > 0 else float(na == nb)) if a.size else float("nan")
     scale = max(float(r.max()), 1e-12) if r.size else 1.0  # atol is relative to the output's range
     outside = (diff > tol.atol * scale + tol.rtol * r).sum() if diff.size else 0
     s["outside_frac"] = float(outside / max(1, ref64.size))
     reasons = []
-    if s["nan_out"] > s["nan_ref"] or s["inf_out"] > s["inf_ref"]:
-        reasons.append("NaN/Inf in the artefact's output where PyTorch's is finite")
+    new_nonfinite = int((~np.isfinite(out64) & np.isfinite(ref64)).sum())  # by position, not by count
+    if new_nonfinite:
+        reasons.append(f"NaN/Inf in the artefact's output where PyTorch's is finite ({new_nonfinite} elements)")
+    if not finite.any():
+        reasons.append("no finite values to compare (cosine and errors over an empty set prove nothing)")
     if s["cosine"] < tol.min_cosine:
         reasons.append(f"cosine {s['cosine']:.6f} < {tol.min_cosine}")
     if s["outside_frac"] > tol.max_outside:
@@ -79,16 +84,6 @@ def compare_outputs(ref: dict[str, np.ndarray], out: dict[str, np.ndarray], tol:
     return {n: _stats(ref[n], out[n], tol) for n in (names or ref.keys())}
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(-1)
-    area = lambda x: np.clip(x[:, 2:] - x[:, :2], 0, None).prod(-1)
-    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
-
-
 def match_detections(ref: Sequence[dict], out: Sequence[dict], iou: float = 0.9) -> dict[str, float]:
     """Greedy same-class matching at IoU >= ``iou`` over images; dicts of boxes/scores/labels (numpy).
 
@@ -103,7 +98,7 @@ def match_detections(ref: Sequence[dict], out: Sequence[dict], iou: float = 0.9)
         rl, ol = np.asarray(r["labels"]), np.asarray(o["labels"])
         n_ref += len(rb)
         n_out += len(ob)
-        ious = _iou(rb, ob)
+        ious = np.nan_to_num(box_iou(torch.from_numpy(rb), torch.from_numpy(ob)).numpy())  # 0/0 for empty boxes
         ious[rl[:, None] != ol[None, :]] = 0
         used = np.zeros(len(ob), bool)
         for i in np.argsort(-rs):

@@ -12,7 +12,7 @@ import torch
 from onnx import numpy_helper
 
 from cat_deploy import save_checkpoint
-from cat_deploy.export.pipeline import ExportOptions, run_export
+from cat_deploy.exporter import ExportOptions, run_export
 from cat_deploy.export.precision import node_module_map
 from cat_deploy.export.onnx import cat_module_names
 from cat_deploy.models import create_model
@@ -129,6 +129,7 @@ def test_fp16_export_parity(ckpt, tmp_path):
     assert result["passed"]
     side = json.loads((tmp_path / "cat.onnx.json").read_text())
     assert side["precision"]["precision"] == "fp16" and side["precision"]["fp32_nodes"]
+    assert side["precision"]["cast_round_trips"] == 0 and side["precision"]["casts"] > 0
 
 
 def test_reference_and_stable_onnx_agree(ckpt, tmp_path):
@@ -166,5 +167,5 @@ def test_int8_needs_calibration_and_modelopt(ckpt, tmp_path):
     if importlib.util.find_spec("modelopt") is None:
         r = run_cli("--ckpt", str(ckpt), "--out", str(tmp_path / "b"), "--precision", "int8",
                     "--calib-images", str(ROOT / "assets" / "samples"), "--no-validate")
-        assert r.returncode == 2 and "nvidia-modelopt" in r.stderr and "Traceback" not in r.stderr
-        assert (tmp_path / "b" / "cat.fp32.onnx").is_file()  # what was written is kept
+        assert r.returncode == 3 and "nvidia-modelopt" in r.stderr and "Traceback" not in r.stderr  # 3: missing
+        assert not (tmp_path / "b" / "cat.fp32.onnx").exists()  # said before the export, not after it

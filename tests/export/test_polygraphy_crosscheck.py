@@ -11,7 +11,7 @@ from polygraphy.comparator import Comparator, CompareFunc, RunResults  # noqa: E
 from polygraphy.comparator.struct import IterationResult  # noqa: E402
 
 from cat_deploy import load_model, save_checkpoint  # noqa: E402
-from cat_deploy.export.pipeline import ExportOptions, run_export  # noqa: E402
+from cat_deploy.exporter import ExportOptions, run_export  # noqa: E402
 from cat_deploy.models import create_model  # noqa: E402
 from cat_deploy.runtime.runners import OnnxRuntimeRunner, TorchRunner  # noqa: E402
 from cat_deploy.validate.parity import TOLERANCES, compare_outputs  # noqa: E402

@@ -1,7 +1,8 @@
 import torch
+from torchvision.models.detection._utils import BoxCoder
 
 from cat_deploy.models import create_model, decode_boxes, detection_loss, make_anchors, postprocess
-from cat_deploy.models.detector import _BOX_CODER, level_shapes
+from cat_deploy.models.detector import level_shapes
 
 
 def test_anchor_layout_matches_head_order():
@@ -21,7 +22,7 @@ def test_anchor_layout_matches_head_order():
 def test_decode_inverts_encode():
     anchors = torch.tensor([[10.0, 10, 50, 30], [0, 0, 16, 16]])
     gt = torch.tensor([[12.0, 8, 60, 33], [2, 1, 10, 20]])
-    deltas = _BOX_CODER.encode_single(gt, anchors)
+    deltas = BoxCoder(weights=(1.0, 1.0, 1.0, 1.0)).encode_single(gt, anchors)  # torchvision's, as the oracle
     assert torch.allclose(decode_boxes(deltas, anchors), gt, atol=1e-4)
     assert torch.allclose(decode_boxes(deltas[None], anchors)[0], gt, atol=1e-4)
 
@@ -57,3 +58,21 @@ def test_loss_finite_with_empty_and_crowd_targets():
     losses = detection_loss(cls, box, anchors, targets)
     assert all(torch.isfinite(v) for v in losses.values()) and losses["box"] > 0
     (losses["cls"] + losses["box"]).backward()
+
+
+def test_local_matcher_equals_torchvision():
+    """match_anchors against torchvision's (private) Matcher, ties and low-quality matches included."""
+    from torchvision.models.detection._utils import Matcher
+
+    from cat_deploy.models.detector import match_anchors
+
+    g = torch.Generator().manual_seed(0)
+    ref = Matcher(0.5, 0.4, allow_low_quality_matches=True)
+    for m, n in ((1, 10), (5, 300), (20, 4000)):
+        iou = torch.rand(m, n, generator=g) * 0.8
+        iou[:, :5] = torch.round(iou[:, :5] * 4) / 4  # ties, values exactly at the thresholds
+        iou[0, 7] = iou[0].max()  # a box whose best IoU is shared by two anchors
+        iou[-1] *= 0.4  # a box no anchor reaches 0.4 with: only the low-quality rule gives it anchors
+        iou[:-1, iou[-1].argmax()] = 0.0
+        got = match_anchors(iou.clone(), 0.5, 0.4)
+        assert torch.equal(got, ref(iou.clone())) and (got == m - 1).any()

@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from cat_deploy.layers.pooling import cat_pool, gaussian_kernel1d  # noqa: E402
-from plugins.cat_pool_triton import PluginConfig, TileConfig, cat_pool_fused, cat_pool_single  # noqa: E402
+from cat_deploy.plugins.cat_pool_triton import PluginConfig, TileConfig, cat_pool_fused, cat_pool_single  # noqa: E402
 from plugin_cases import CASES  # noqa: E402
 
 np.seterr(all="ignore")

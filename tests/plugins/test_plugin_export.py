@@ -8,7 +8,9 @@ import torch
 import torch.nn as nn
 
 from cat_deploy.export import ShapeProfile, cat_module_names, deploy_module, export_onnx, output_names
-from cat_deploy.export.plugin import DOMAIN, OP_TYPE, PLUGIN_NAMESPACE, fused_cat_pool, graph_has_plugin
+from cat_deploy.core.plugin_ids import DOMAIN, OP_TYPE, PLUGIN_NAMESPACE
+from cat_deploy.layers import fused_cat_pool
+from cat_deploy.plugins.cat_pool_ort import graph_has_plugin
 from cat_deploy.export.precision import node_module_map
 from cat_deploy.layers import CAT, set_gep
 from cat_deploy.layers.pooling import cat_pool
@@ -64,10 +66,11 @@ def test_node_spec(two_cat):
     nodes = plugin_nodes(graph)
     assert len(nodes) == 2
     inits = {i.name: i for i in graph.graph.initializer}
-    for node, (c, filt) in zip(nodes, [(16, "paper"), (24, "2d")]):
+    for node, (c, code) in zip(nodes, [(16, 1), (24, 2)]):  # gmp_filter "paper" = 1, "2d" = 2
         assert node.domain == DOMAIN and len(node.input) == 2 and len(node.output) == 2
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        assert attrs == {"gmp_filter": filt.encode(), "plugin_namespace": PLUGIN_NAMESPACE.encode(), "aot": 1}
+        assert attrs == {"gmp_filter": code, "plugin_namespace": PLUGIN_NAMESPACE.encode(), "aot": 1}
+        assert {a.name: a.type for a in node.attribute}["gmp_filter"] == onnx.AttributeProto.INT
         assert list(inits[node.input[1]].dims) == [c, 5]  # taps: a constant [C, k]
     assert any(o.domain == DOMAIN and o.version == 1 for o in graph.opset_import)
     assert graph_has_plugin(path) and graph_has_plugin(path.read_bytes())

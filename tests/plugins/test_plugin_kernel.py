@@ -57,7 +57,7 @@ def test_one_read_kernels_compile_for_sm90():
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    from plugins.cat_pool_triton import _merge_kernel, _tiles_kernel
+    from cat_deploy.plugins.cat_pool_triton import _merge_kernel, _tiles_kernel
 
     kernels = [
         (_tiles_kernel, {"x_ptr": "*fp16", "taps_ptr": "*fp32", "C": "i32", "H": "i32", "W": "i32", "CG": "i32",
@@ -78,7 +78,7 @@ def test_one_read_kernels_compile_for_sm90():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 def test_cuda_kernels(filt, dtype):
     from cat_deploy.layers.pooling import cat_pool, gaussian_kernel1d
-    from plugins.cat_pool_triton import cat_pool_fused, cat_pool_single
+    from cat_deploy.plugins.cat_pool_triton import cat_pool_fused, cat_pool_single
 
     x = (torch.randn(2, 96, 37, 45, device="cuda") * 3).to(dtype)
     taps = gaussian_kernel1d(5).float().cuda().expand(96, -1).contiguous()

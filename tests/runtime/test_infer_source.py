@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 
 from cat_deploy.data.image import ImageReadError
-from cat_deploy.runtime.source import SourceError, open_source, unique_stems
+from cat_deploy.runtime.source import SourceError, input_identity, open_source, output_name
 
 
 def _img(path, value=100, size=(24, 16)):
@@ -25,6 +25,11 @@ def tree(tmp_path):
 def test_folder_sorted_with_ids(tree):
     src = open_source(tree)
     assert [(i.id, i.name) for i in src.items] == [(1, "a.jpg"), (2, "b.png")] and src.count == 2
+    assert src.ignored == [("notes.md", "not an image (.md)")]  # listed, not silently dropped
+    ident = src.items[0].identity
+    st = (tree / "a.jpg").stat()
+    assert ident == input_identity(tree / "a.jpg", "a.jpg") == {"name": "a.jpg", "size": st.st_size,
+                                                                 "mtime_ns": st.st_mtime_ns}
     src = open_source(tree, recursive=True)
     assert [i.name for i in src.items] == ["a.jpg", "b.png", "sub/c.bmp"]
     rgb, seconds = dict((it.name, load) for it, load in src)["sub/c.bmp"]()
@@ -66,9 +71,11 @@ def test_list_file(tree):
         open_source(tree / "blank.txt")
 
 
-def test_unique_stems():
-    assert unique_stems(["a.jpg", "b.png", "d/c.jpg", "x"]) == {"a.jpg": "a", "b.png": "b", "d/c.jpg": "d/c", "x": "x"}
-    assert unique_stems(["a.jpg", "a.png", "b.jpg"]) == {"a.jpg": "a_jpg", "a.png": "a_png", "b.jpg": "b"}
+def test_output_names_are_the_input_names():
+    """One per input whatever else is in the folder: a function of the name alone."""
+    names = ["a.jpg", "a.png", "a_jpg.jpg", "d/c.JPG", "clip/000001"]
+    assert [output_name(n) for n in names] == ["a.jpg", "a.png", "a_jpg.jpg", "d/c.JPG", "clip/000001.jpg"]
+    assert len({output_name(n) for n in names}) == len(names)
 
 
 def test_video_frames(tmp_path):

@@ -5,12 +5,16 @@ The end-to-end engine test (build, run, compare with ONNX Runtime) is in
 """
 import importlib.util
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+import trt_core
 from PIL import Image
 
-from cat_deploy.config import DetectorOptions
+from cat_deploy.config import DetectorOptions, ModelConfig
+from cat_deploy.core.sidecar import Normalize, ShapeProfile, Sidecar
 from cat_deploy.runtime.backends import ModelSpec
 from cat_deploy.runtime.detect import DetectOptions, detect_source
 from cat_deploy.runtime.outputs import Journal
@@ -68,9 +72,17 @@ def test_check_input_shape():
         volume((-1, 3))
 
 
+def _make_sidecar(output_names=("cls_logits", "box_deltas"), versions=None, engine=None) -> Sidecar:
+    model = ModelConfig(arch="shufflenetv2", task="detect", num_classes=6, input_size=(192, 640), letterbox=True,
+                        detector=DetectorOptions())
+    return Sidecar(artefact="cat.engine", model=model, input_size=(192, 640), profile=ShapeProfile.make((192, 640)),
+                   normalize=Normalize(model.mean, model.std), precision={"precision": "fp32"},
+                   output_names=tuple(output_names), versions=versions or {}, engine=engine)
+
+
 def _sidecar(trt="10.13.2.6", cc="9.0", gpu="NVIDIA H200", **engine):
-    return {"versions": {"tensorrt": trt, "compute_capability": cc, "gpu": gpu},
-            "engine": {"tensorrt": trt, **engine}}
+    return _make_sidecar(versions={"tensorrt": trt, "compute_capability": cc, "gpu": gpu},
+                         engine={"tensorrt": trt, **engine})
 
 
 def test_engine_compatibility():
@@ -92,7 +104,7 @@ def test_engine_compatibility():
     assert engine_compatibility(_sidecar(version_compatible=True), "10.14.1", "NVIDIA H200", "9.0")[0] == []
     assert engine_compatibility(_sidecar(hardware_compatibility="ampere+"), "10.13.2.6", "NVIDIA L4", "8.9")[0] == []
 
-    errors, warnings = engine_compatibility({"versions": {}}, "10.13.2", "NVIDIA H200", "9.0")
+    errors, warnings = engine_compatibility(_make_sidecar(), "10.13.2", "NVIDIA H200", "9.0")
     assert errors == [] and len(warnings) == 2
 
 
@@ -206,15 +218,26 @@ def test_run_loop_on_a_video_resumes_by_frame(tmp_path):
     assert [im["file_name"] for im in doc["images"]] == [f"clip/{i:06d}" for i in range(5)]
 
 
-# ----------------------------------------------------------------------------- the runner's own code, on fakes
-# A stand-in for the documented tensorrt/cuda-python calls the runner makes, with host memory playing the
-# GPU and copies done at once. It checks the runner's bookkeeping (shapes, addresses, buffer sets, copies,
-# order of results), not TensorRT: that is the job of the tensorrt-marked test in test_infer_runner.py.
+# ----------------------------------------------------------------------------- the runner's own code, on stand-ins
+# TensorRT: NVIDIA's real ``tensorrt/__init__.py`` of 10.9 and 11.4 (its ``nptype``, logger set-up) on the
+# stand-in core of tests/trt_core.py, with an engine whose every method name is a name of those bindings.
+# cuda-python: host memory plays the GPU, and every call the runner makes is first checked against the
+# installed ``cuda.bindings.runtime`` (function exists, arguments bind to its signature, and, on a machine
+# without a CUDA driver where the real call only returns an error, the real result tuple has the length
+# the stand-in returns). This checks the runner's bookkeeping and its API use, not TensorRT itself: that
+# is the job of the tensorrt-marked test in test_infer_runner.py.
 
 
-class _FakeCudart:
-    class cudaMemcpyKind:
-        cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost = 1, 2
+def _real_cudart():
+    try:
+        from cuda.bindings import runtime
+    except ImportError:
+        return None
+    return runtime
+
+
+class _CheckedCudart:
+    """cuda-python stand-in: host memory as device memory, copies done at once, calls checked against cuda-bindings."""
 
     class _Props:
         name, major, minor = b"Fake GPU 9000", 9, 0
@@ -222,150 +245,168 @@ class _FakeCudart:
     def __init__(self):
         import ctypes
 
-        self.ctypes, self.blocks, self.freed = ctypes, {}, 0
+        self.real = _real_cudart()
+        self.no_driver = self.real is not None and int(self.real.cudaGetDeviceCount()[0]) != 0
+        self.ctypes, self.blocks, self.freed, self.checked = ctypes, {}, 0, set()
+        self.cudaMemcpyKind = self.real.cudaMemcpyKind if self.real else _MemcpyKind
 
-    def _alloc(self, n):
-        buf = (self.ctypes.c_uint8 * n)()
+    def _call(self, name, args, result):
+        if self.real is not None:
+            import inspect
+
+            fn = getattr(self.real, name)
+            inspect.signature(fn).bind(*args)
+            if self.no_driver:  # the real call fails at once with cudaErrorInsufficientDriver
+                real = fn(*args)
+                assert isinstance(real, tuple) and len(real) == len(result), (name, real, result)
+            self.checked.add(name)
+        return result
+
+    def _handle(self, kind):
+        return getattr(self.real, kind)() if self.real else object()
+
+    def cudaMallocHost(self, size):
+        buf = (self.ctypes.c_uint8 * size)()
         addr = self.ctypes.addressof(buf)
         self.blocks[addr] = buf
-        return 0, addr
+        return self._call("cudaMallocHost", (size,), (0, addr))
 
-    cudaMallocHost = cudaMalloc = _alloc
+    def cudaMalloc(self, size):
+        result = self.cudaMallocHost(size)
+        return self._call("cudaMalloc", (size,), result)
 
-    def cudaFreeHost(self, p):
+    def cudaFreeHost(self, ptr):
         self.freed += 1
-        return (0,)
+        return self._call("cudaFreeHost", (ptr,), (0,))
 
-    cudaFree = cudaFreeHost
+    def cudaFree(self, devPtr):
+        self.freed += 1
+        return self._call("cudaFree", (devPtr,), (0,))
 
-    def cudaMemcpyAsync(self, dst, src, n, kind, stream):
-        self.ctypes.memmove(dst, src, n)
-        return (0,)
+    def cudaMemcpyAsync(self, dst, src, count, kind, stream):
+        self.ctypes.memmove(dst, src, count)
+        return self._call("cudaMemcpyAsync", (dst, src, count, kind, stream), (0,))
 
-    def cudaSetDevice(self, d):
-        return (0,)
+    def cudaSetDevice(self, device):
+        return self._call("cudaSetDevice", (device,), (0,))
 
-    def cudaGetDeviceProperties(self, d):
-        return 0, self._Props()
+    def cudaGetDeviceProperties(self, device):
+        return self._call("cudaGetDeviceProperties", (device,), (0, self._Props()))
 
     def cudaStreamCreate(self):
-        return 0, 7
+        return self._call("cudaStreamCreate", (), (0, self._handle("cudaStream_t")))
 
-    def cudaStreamSynchronize(self, s):
-        return (0,)
+    def cudaStreamSynchronize(self, stream):
+        return self._call("cudaStreamSynchronize", (stream,), (0,))
 
-    cudaStreamDestroy = cudaStreamSynchronize
+    def cudaStreamDestroy(self, stream):
+        return self._call("cudaStreamDestroy", (stream,), (0,))
 
     def cudaEventCreate(self):
-        return 0, object()
+        return self._call("cudaEventCreate", (), (0, self._handle("cudaEvent_t")))
 
-    def cudaEventRecord(self, e, s):
-        return (0,)
+    def cudaEventRecord(self, event, stream):
+        return self._call("cudaEventRecord", (event, stream), (0,))
 
-    def cudaEventSynchronize(self, e):
-        return (0,)
+    def cudaEventSynchronize(self, event):
+        return self._call("cudaEventSynchronize", (event,), (0,))
 
-    cudaEventDestroy = cudaEventSynchronize
+    def cudaEventDestroy(self, event):
+        return self._call("cudaEventDestroy", (event,), (0,))
 
-    def cudaEventElapsedTime(self, a, b):
-        return 0, 2.5
+    def cudaEventElapsedTime(self, start, end):
+        return self._call("cudaEventElapsedTime", (start, end), (0, 2.5))
 
 
-class _FakeTrt:
+class _MemcpyKind:
+    cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost = 1, 2
+
+
+def _engine_classes(trt):
     """Engine ``images [-1, 3, -1, -1] -> total [-1, 1]`` (sum of each image), profile batch 1..4."""
 
-    __version__ = "10.13.2.6"
+    class Engine(trt.ICudaEngine):
+        num_io_tensors = 2
+        _names = ["images", "total"]
 
-    class TensorIOMode:
-        INPUT, OUTPUT = "in", "out"
+        def get_tensor_name(self, index):
+            return self._names[index]
 
-    class Logger:
-        WARNING = 2
+        def get_tensor_mode(self, name):
+            return trt.TensorIOMode.INPUT if name == "images" else trt.TensorIOMode.OUTPUT
 
-        def __init__(self, level):
-            pass
+        def get_tensor_shape(self, name):
+            return (-1, 3, -1, -1) if name == "images" else (-1, 1)
 
-    @staticmethod
-    def nptype(dt):
-        return dt
+        def get_tensor_dtype(self, name):
+            return trt.float32
 
-    class Runtime:
-        def __init__(self, logger):
-            pass
+        def get_tensor_profile_shape(self, name, profile_index):
+            return [(1, 3, 8, 8), (2, 3, 16, 16), (4, 3, 32, 32)]
 
-        def deserialize_cuda_engine(self, data):
-            return _FakeEngine() if data == b"plan" else None
+        def create_execution_context(self):
+            return Context()
 
+    class Context(trt.IExecutionContext):
+        def __init__(self):
+            self._shape, self._addr, self._runs = None, {}, []
 
-class _FakeEngine:
-    num_io_tensors = 2
-    names = ["images", "total"]
+        def set_input_shape(self, name, shape):
+            self._shape = tuple(shape)
+            return True
 
-    def get_tensor_name(self, i):
-        return self.names[i]
+        def get_tensor_shape(self, name):
+            return self._shape if name == "images" else (self._shape[0], 1)
 
-    def get_tensor_mode(self, name):
-        return "in" if name == "images" else "out"
+        def set_tensor_address(self, name, memory):
+            self._addr[name] = memory
+            return True
 
-    def get_tensor_shape(self, name):
-        return (-1, 3, -1, -1) if name == "images" else (-1, 1)
+        def execute_async_v3(self, stream_handle):
+            import ctypes
 
-    def get_tensor_dtype(self, name):
-        return np.float32
+            assert isinstance(stream_handle, int)
+            n = int(np.prod(self._shape))
+            x = np.ctypeslib.as_array(ctypes.cast(self._addr["images"], ctypes.POINTER(ctypes.c_float)), (n,))
+            y = np.ctypeslib.as_array(ctypes.cast(self._addr["total"], ctypes.POINTER(ctypes.c_float)),
+                                      (self._shape[0],))
+            y[:] = x.reshape(self._shape).sum(axis=(1, 2, 3))
+            self._runs.append(self._shape)
+            return True
 
-    def get_tensor_profile_shape(self, name, profile):
-        return [(1, 3, 8, 8), (2, 3, 16, 16), (4, 3, 32, 32)]
-
-    def create_execution_context(self):
-        return _FakeContext()
-
-
-class _FakeContext:
-    def __init__(self):
-        self.shape, self.addr, self.runs = None, {}, []
-
-    def set_input_shape(self, name, shape):
-        self.shape = tuple(shape)
-        return True
-
-    def get_tensor_shape(self, name):
-        return self.shape if name == "images" else (self.shape[0], 1)
-
-    def set_tensor_address(self, name, ptr):
-        self.addr[name] = ptr
-
-    def execute_async_v3(self, stream):
-        import ctypes
-
-        n = int(np.prod(self.shape))
-        x = np.ctypeslib.as_array(ctypes.cast(self.addr["images"], ctypes.POINTER(ctypes.c_float)), (n,))
-        y = np.ctypeslib.as_array(ctypes.cast(self.addr["total"], ctypes.POINTER(ctypes.c_float)), (self.shape[0],))
-        y[:] = x.reshape(self.shape).sum(axis=(1, 2, 3))
-        self.runs.append(self.shape)
-        return True
+    return Engine, Context
 
 
-@pytest.fixture
-def fake_trt(monkeypatch, tmp_path):
+@pytest.fixture(params=trt_core.FRONT_END_VERSIONS)
+def fake_trt(request, monkeypatch, tmp_path):
     import cat_deploy.runtime.tensorrt as mod
 
-    cudart = _FakeCudart()
-    monkeypatch.setattr(mod, "_import_tensorrt", lambda path: _FakeTrt)
+    saved = {k: m for k, m in sys.modules.items() if k == "tensorrt" or k.startswith("tensorrt.")}
+    trt = trt_core.load_tensorrt(request.param, sys.modules)
+    engine_cls, context_cls = _engine_classes(trt)
+    for cls in (engine_cls, context_cls):
+        lacking = [n for n in vars(cls) if not n.startswith("_") and not trt_core.has_name(request.param, n)]
+        assert not lacking, f"the stand-in engine uses names TensorRT {request.param} lacks: {lacking}"
+    trt.Runtime._plans[b"plan"] = engine_cls
+    cudart = _CheckedCudart()
     monkeypatch.setattr(mod, "_import_cudart", lambda: cudart)
     engine = tmp_path / "cat.engine"
     engine.write_bytes(b"plan")
-    return engine, cudart
+    try:
+        yield engine, cudart, trt
+    finally:
+        trt_core.restore_modules(saved)
 
 
 def test_runner_pipelines_on_fakes(fake_trt):
-    engine, cudart = fake_trt
-    sidecar = {"output_names": ["total"], "versions": {"compute_capability": "9.0", "gpu": "Fake GPU 9000"},
-               "engine": {"tensorrt": "10.13.2.6"}}
+    engine, cudart, trt = fake_trt
+    sidecar = _make_sidecar(["total"], {"compute_capability": "9.0", "gpu": "Fake GPU 9000"}, {"tensorrt": trt.__version__})
     rng = np.random.default_rng(0)
     xs = [rng.standard_normal((b, 3, h, w)).astype(np.float32) for b, h, w in ((4, 32, 32), (1, 8, 8), (3, 16, 24))]
     with TensorRTRunner(engine, buffers=2, warmup=1, sidecar=sidecar) as r:
         assert r.input_names == ["images"] and r.output_names == ["total"] and r.max_in_flight == 2
-        assert r._context.runs == [(2, 3, 16, 16)]  # warm-up at the profile's opt shape
+        assert r._context._runs == [(2, 3, 16, 16)]  # warm-up at the profile's opt shape
+        assert r.layout.input.dtype == np.float32  # NVIDIA's trt.nptype
         t0 = r.submit({"images": xs[0]})
         t1 = r.submit({"images": xs[1]})  # second buffer set while the first is in flight
         with pytest.raises(RuntimeError, match="collect"):
@@ -382,20 +423,66 @@ def test_runner_pipelines_on_fakes(fake_trt):
         np.testing.assert_allclose(r.infer({"images": xs[1]})["total"][:, 0], xs[1].sum(axis=(1, 2, 3)), rtol=1e-5)
         with pytest.raises(BackendUnavailable, match="outside the engine's profile"):
             r.infer({"images": np.zeros((5, 3, 8, 8), np.float32)})
+        assert not r._runtime.engine_host_code_allowed
     assert cudart.freed == 2 * 2 * 2  # 2 sets x (images, total) x (host, device)
 
 
+def test_cuda_python_calls_match_cuda_bindings(fake_trt):
+    """Every cuda-python function the runner calls exists in cuda-bindings with that arity and result length."""
+    real = pytest.importorskip("cuda.bindings.runtime", reason="cuda-bindings (a torch dependency) is not installed")
+    engine, cudart, trt = fake_trt
+    with TensorRTRunner(engine, buffers=2, warmup=1, sidecar=_make_sidecar(["total"])) as r:
+        r.infer({"images": np.ones((1, 3, 8, 8), np.float32)})
+    used = set(trt_core.trt_names_used(Path(mod_path()), roots=("cudart",)))
+    assert used and used - {"cudaMemcpyKind", "cudaMemcpyHostToDevice", "cudaMemcpyDeviceToHost"} <= cudart.checked
+    props = real.cudaDeviceProp()
+    assert isinstance(props.name, bytes) and isinstance(props.major, int) and isinstance(props.minor, int)
+
+
+def mod_path():
+    import cat_deploy.runtime.tensorrt as mod
+
+    return mod.__file__
+
+
+def test_version_compatible_engine_allows_host_code(fake_trt):
+    engine, _, trt = fake_trt
+    sidecar = _make_sidecar(["total"], engine={"tensorrt": trt.__version__, "version_compatible": True})
+    with TensorRTRunner(engine, warmup=0, sidecar=sidecar) as r:
+        assert r._runtime.engine_host_code_allowed
+
+
 def test_runner_refuses_a_mismatched_engine(fake_trt):
-    engine, _ = fake_trt
-    other = {"versions": {"compute_capability": "8.6", "gpu": "NVIDIA RTX A6000"}, "engine": {"tensorrt": "10.9.0"}}
+    engine, _, trt = fake_trt
+    other = _make_sidecar(versions={"compute_capability": "8.6", "gpu": "NVIDIA RTX A6000"}, engine={"tensorrt": "10.8.0"})
     with pytest.raises(EngineMismatch) as e:
         TensorRTRunner(engine, sidecar=other).activate()
     msg = str(e.value)
-    assert "10.9.0" in msg and "8.6" in msg and "export.py" in msg and "\n" not in msg
+    assert "10.8.0" in msg and "8.6" in msg and "export.py" in msg and "\n" not in msg
     engine.write_bytes(b"damaged")
     with pytest.raises(EngineMismatch, match="could not load"):
-        TensorRTRunner(engine, sidecar={}).activate()
-    wrong = {"output_names": ["cls_logits", "box_deltas"], "engine": {"tensorrt": "10.13.2.6"}}
+        TensorRTRunner(engine, sidecar=_make_sidecar(["total"])).activate()
+    wrong = _make_sidecar(engine={"tensorrt": trt.__version__})
     engine.write_bytes(b"plan")
     with pytest.raises(BackendUnavailable, match="another export"):
         TensorRTRunner(engine, sidecar=wrong).activate()
+
+
+def test_plugin_registration_failure_is_reported_not_swallowed(fake_trt, monkeypatch):
+    """A --gep plugin engine: a failed plugin registration is a warning, and part of the error if loading fails."""
+    import types
+
+    import cat_deploy.runtime.tensorrt as mod
+
+    def register_plugin():
+        raise ImportError("the FusedCatPool TensorRT plugin needs TensorRT >= 10.9 with tensorrt.plugin")
+
+    monkeypatch.setattr(mod, "cat_pool_trt", types.SimpleNamespace(register_plugin=register_plugin))
+    engine, _, trt = fake_trt
+    sidecar = _make_sidecar(["total"], {"compute_capability": "9.0", "gpu": "Fake GPU 9000"},
+                            {"tensorrt": trt.__version__}).replace(gep="plugin")
+    with TensorRTRunner(engine, buffers=1, warmup=0, sidecar=sidecar) as r:
+        assert any("FusedCatPool plugin definitions not registered" in w for w in r.warnings)
+    engine.write_bytes(b"damaged")
+    with pytest.raises(EngineMismatch, match="FusedCatPool plugin was not registered.*tensorrt.plugin"):
+        TensorRTRunner(engine, sidecar=sidecar).activate()

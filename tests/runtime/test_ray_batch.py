@@ -1,4 +1,5 @@
-"""``infer.py --ray``: the same outputs as the single-process run, resume, a killed actor, bad images.
+"""``infer.py --ray``: the same outputs as the single-process run, resume (by input identity, across modes and
+after the folder changed), a killed actor, bad images.
 
 The Ray tests start their own local cluster (2 CPUs, 128 MiB object store, no dashboard) once per test
 process (under ``pytest -n 2`` each worker that runs some of them has its own) and stop it at the end;
@@ -7,6 +8,7 @@ every wait on the cluster is bounded.
 import io
 import json
 import os
+import shutil
 import signal
 import threading
 import time
@@ -18,7 +20,7 @@ import pytest
 from cat_deploy.data.synthetic import render_scene
 from cat_deploy.runtime.detect import DetectOptions, InferError, run_detection
 from cat_deploy.runtime.source import SourceError
-from cat_deploy.runtime.ray_batch import INSTALL_HINT, _prepare, _rows_and_source, parquet_table, plan_actors
+from cat_deploy.runtime.ray_batch import INSTALL_HINT, _prepare, _source, parquet_table, plan_actors
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_CKPT = ROOT / "assets" / "demo" / "cat_retinanet_tiny.pth"
@@ -30,7 +32,7 @@ def onnx_model(tmp_path_factory):
     """The demo detector exported to ONNX at static batch 1 (parity is export.py's business, not tested here)."""
     from cat_deploy import save_checkpoint
     from cat_deploy.data.synthetic import CLASSES
-    from cat_deploy.export.pipeline import ExportOptions, run_export
+    from cat_deploy.exporter import ExportOptions, run_export
     from cat_deploy.models import create_model
 
     tmp = tmp_path_factory.mktemp("ray_model")
@@ -88,14 +90,19 @@ def cluster():
         ray.shutdown()
 
 
-def _same_outputs(ray_out: Path, ref: Path) -> None:
+def _journal(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / ".partial" / "journal.jsonl").read_text().splitlines()[1:]]
+
+
+def _same_outputs(ray_out: Path, ref: Path, n: int = 16) -> None:
+    """Same detections.json bytes and label files as infer.py's run in ``ref``; every input journaled once."""
     assert (ray_out / "detections.json").read_bytes() == (ref / "detections.json").read_bytes()
     for pattern in ("labels/*.json", "labels/*.txt"):
-        mine = {p.name: p.read_bytes() for p in ray_out.glob(pattern)}
         theirs = {p.name: p.read_bytes() for p in ref.glob(pattern)}
-        assert mine == theirs and len(mine) == 16
-    ids = [json.loads(line)["id"] for line in (ray_out / ".partial" / "journal.jsonl").read_text().splitlines()[1:]]
-    assert sorted(ids) == list(range(1, 19)), "journal: every image exactly once"
+        mine = {p.name: p.read_bytes() for p in ray_out.glob(pattern) if p.name in theirs}
+        assert mine == theirs and len(mine) == n
+    names = [r["name"] for r in _journal(ray_out)]
+    assert sorted(names) == sorted(r["name"] for r in _journal(ref)), "journal: every input exactly once"
 
 
 @pytest.mark.slow
@@ -125,26 +132,38 @@ def test_ray_run_writes_what_infer_py_writes(cluster, onnx_model, folder, refere
 
 
 @pytest.mark.slow
-def test_ray_resumes_its_own_and_infer_py_journal(cluster, onnx_model, folder, reference, tmp_path):
+def test_ray_resumes_by_input_identity_across_modes(cluster, onnx_model, folder, reference, tmp_path):
+    """Interrupted Ray run -> Ray resumes it -> infer.py finds nothing left -> the folder changes (one file edited,
+    one added, one removed) -> Ray runs exactly the new and edited ones, as infer.py would."""
     from cat_deploy.runtime.ray_batch import run_ray
 
+    images = tmp_path / "images"
+    shutil.copytree(folder, images)
     out = tmp_path / "split"
-    first = run_ray(_opts(onnx_model, folder, out, ray="", stop_after=5))
+    first = run_ray(_opts(onnx_model, images, out, ray="", stop_after=5))
     assert first["interrupted"] and not (out / "detections.json").exists()
-    journaled = len((out / ".partial" / "journal.jsonl").read_text().splitlines()) - 1
+    journaled = len(_journal(out))
     assert 5 <= journaled < 18
 
-    second = run_ray(_opts(onnx_model, folder, out, ray=""))
+    second = run_ray(_opts(onnx_model, images, out, ray=""))
     assert not second["interrupted"] and second["images"]["resumed"] == journaled
     assert second["ray"]["submitted"] == 18 - journaled, "frames already written must not run again"
     assert second["processed"] == 16 - first["processed"] and second["ray"]["duplicates_dropped"] == 0
     _same_outputs(out, reference)
 
-    third = run_detection(_opts(onnx_model, folder, out))  # infer.py without --ray finds nothing left to do
+    third = run_detection(_opts(onnx_model, images, out))  # infer.py without --ray finds nothing left to do
     assert third["processed"] == 0 and third["images"]["done"] == 16
-    again = run_ray(_opts(onnx_model, folder, out, ray=""))
-    assert again["processed"] == 0
-    _same_outputs(out, reference)
+
+    render_scene(np.random.default_rng([4444, 1]), 640, 192)[0].save(images / "s00.jpg", quality=80)  # edited
+    render_scene(np.random.default_rng([4444, 2]), 640, 192)[0].save(images / "s99.jpg", quality=90)  # added
+    (images / "k0.jpg").unlink()  # removed
+    fourth = run_ray(_opts(onnx_model, images, out, ray=""))
+    assert fourth["source_changes"] == {"added": ["s99.jpg"], "removed": ["k0.jpg"], "modified": ["s00.jpg"]}
+    assert fourth["ray"]["submitted"] == 2 and fourth["processed"] == 2
+    assert any("1 added, 1 removed, 1 modified" in w for w in fourth["warnings"])
+    changed_ref = tmp_path / "changed_reference"
+    run_detection(_opts(onnx_model, images, changed_ref))
+    _same_outputs(out, changed_ref)
 
 
 def _descendants(pid: int) -> list[int]:
@@ -209,7 +228,7 @@ def test_killed_actor_is_replaced_and_nothing_is_lost_or_duplicated(cluster, onn
     assert killed, "the actor was never killed"
     assert killed["journaled"] < 18, "killed too late: no work left to retry"
     assert summary["ray"]["actor_processes"] == 2, "the restarted actor finished the run"
-    assert summary["processed"] >= 16 and not summary["interrupted"]
+    assert summary["processed"] == 16 and not summary["interrupted"]
     _same_outputs(out, reference)
 
 
@@ -218,18 +237,23 @@ def test_uri_inputs_are_listed_and_decoded_like_local_files(onnx_model, folder):
     from cat_deploy.runtime.backends import open_model
 
     _, spec = open_model(onnx_model[0], "cpu")
-    local, _ = _rows_and_source(DetectOptions(engine="", images=str(folder)))
-    remote, src = _rows_and_source(DetectOptions(engine="", images=f"file://{folder}"))
-    assert src.kind == "uri" and src.count == 18
-    assert [(r["id"], r["name"], r["stem"]) for r in remote] == [(r["id"], r["name"], r["stem"]) for r in local]
-    assert remote[0]["uri"].startswith("file://")
-    cols = lambda rows: {k: np.array([r[k] for r in rows], dtype=object) for k in rows[0]}  # noqa: E731
-    a, b = _prepare(cols(local), spec, 10**8), _prepare(cols(remote), spec, 10**8)
+    local, local_where = _source(DetectOptions(engine="", images=str(folder)))
+    remote, remote_where = _source(DetectOptions(engine="", images=f"file://{folder}"))
+    assert remote.kind == "uri" and remote.count == 18
+    assert [(it.id, it.identity) for it in remote.items] == [(it.id, it.identity) for it in local.items], \
+        "a URI's inputs have the identities (name, size, mtime) of the same files read locally"
+    assert next(iter(remote_where.values())).startswith("file://")
+
+    def cols(src, where):
+        rows = [{"identity": json.dumps(it.identity), "name": it.name, "uri": where[it.name]} for it in src.items]
+        return {k: np.array([r[k] for r in rows], dtype=object) for k in rows[0]}
+
+    a, b = _prepare(cols(local, local_where), spec, 10**8), _prepare(cols(remote, remote_where), spec, 10**8)
     assert np.array_equal(a["tensor"], b["tensor"]) and np.array_equal(a["lb"], b["lb"])
     assert list(a["error"]) == list(b["error"])
     assert sum(bool(e) for e in a["error"]) == 2
     with pytest.raises(SourceError, match="not found"):
-        _rows_and_source(DetectOptions(engine="", images=f"file://{folder}/missing/"))
+        _source(DetectOptions(engine="", images=f"file://{folder}/missing/"))
 
 
 def test_actor_plan():
@@ -246,7 +270,7 @@ def test_actor_plan():
         plan_actors(2, 0, 0)
 
 
-def test_missing_ray_is_one_line(onnx_model, folder, tmp_path, monkeypatch, capsys):
+def test_missing_ray_is_one_line_and_exit_3(onnx_model, folder, tmp_path, monkeypatch, capsys):
     import importlib.util
     import sys
 
@@ -256,4 +280,19 @@ def test_missing_ray_is_one_line(onnx_model, folder, tmp_path, monkeypatch, caps
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     rc = infer.main(["--engine", onnx_model[0], "--images", str(folder), "--out", str(tmp_path), "--ray"])
     err = capsys.readouterr().err.strip()
-    assert rc == 2 and err == f"infer.py: error: {INSTALL_HINT}"
+    assert rc == 3 and err == f"infer.py: error: {INSTALL_HINT}"
+
+
+def test_outputs_never_land_on_the_inputs(onnx_model, folder, tmp_path, capsys):
+    """The output checks of infer.py run before any cluster starts: --out on the input folder is refused (exit 2)
+    and nothing is written there."""
+    import importlib.util
+
+    before = sorted(p.name for p in folder.iterdir())
+    spec = importlib.util.spec_from_file_location("infer_cli_ray_out", ROOT / "infer.py")
+    infer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(infer)
+    rc = infer.main(["--engine", onnx_model[0], "--images", str(folder), "--out", str(folder), "--ray", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "holds the input images" in err and "\n" not in err
+    assert sorted(p.name for p in folder.iterdir()) == before

@@ -12,11 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cat_deploy.core.sidecar import read_sidecar
+from cat_deploy.exporter import ExportFailed, ExportOptions, run_export
 from cat_deploy.serve.detector import OUTPUTS, ServeConfig
 from cat_deploy.serve.triton_repo import TritonRepoError, TritonRepoOptions, to_pbtxt, write_triton_repository
 
 model_config_pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2",
-                                       reason="tritonclient is not installed (pip install '.[serve]')")
+                                       reason="tritonclient is not installed (pip install '.[serve-client]')")
 from google.protobuf import text_format  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,11 +26,11 @@ DEMO_CKPT = ROOT / "assets" / "demo" / "cat_retinanet_tiny.pth"
 
 
 @pytest.fixture(scope="module")
-def onnx_dynamic(tmp_path_factory):
-    """The demo detector (an untrained tiny one if absent) exported with dynamic batch 1..8."""
+def exported(tmp_path_factory):
+    """export.py's code on the demo detector (an untrained tiny one if absent), dynamic batch 1..8, with
+    ``--triton-repo DIR --triton-backend python --conf 0.3``: (the ONNX file, the repository)."""
     from cat_deploy import save_checkpoint
     from cat_deploy.data.synthetic import CLASSES
-    from cat_deploy.export.pipeline import ExportOptions, run_export
     from cat_deploy.models import create_model
 
     tmp = tmp_path_factory.mktemp("triton_export")
@@ -37,9 +39,14 @@ def onnx_dynamic(tmp_path_factory):
         ckpt = tmp / "tiny.pth"
         save_checkpoint(create_model("retinanet_tiny", num_classes=6, class_names=CLASSES), ckpt)
     result = run_export(ExportOptions(ckpt=str(ckpt), out=str(tmp / "export"), validate=False, simplify=False,
-                                      dynamic=True, batch=8),
-                        log=lambda s: None)
-    return Path(result["onnx"])
+                                      dynamic=True, batch=8, conf=0.3, triton_repo=str(tmp / "cli_repo"),
+                                      triton_backend="python"), log=lambda s: None)
+    return Path(result["onnx"]), result["triton"]
+
+
+@pytest.fixture(scope="module")
+def onnx_dynamic(exported):
+    return exported[0]
 
 
 def _configs(repo: Path) -> dict:
@@ -167,6 +174,7 @@ def test_repositories_that_cannot_work_are_refused_in_one_line(onnx_dynamic, tmp
         sidecar["gep"] = "plugin"
     if case == "static_batch":
         sidecar["profile"] = {k: [4, 3, 192, 640] for k in ("min", "opt", "max")}
+        sidecar["dynamic"] = False
     if case == "tensorrt_on_onnx":
         backend = "tensorrt"
     Path(str(onnx) + ".json").write_text(json.dumps(sidecar))
@@ -178,18 +186,30 @@ def test_repositories_that_cannot_work_are_refused_in_one_line(onnx_dynamic, tmp
     assert "\n" not in str(e.value)
 
 
-def test_export_cli_writes_the_repository(onnx_dynamic, tmp_path, capsys):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("export_cli", ROOT / "export.py")
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
-    opts = cli.parse_args(["--ckpt", "m.pth", "--triton-repo", str(tmp_path / "repo"), "--triton-backend", "python",
-                           "--conf", "0.3"])
-    cli.write_triton({"onnx": onnx_dynamic}, opts)
-    assert "network on python, max batch 8" in capsys.readouterr().out
-    configs = _configs(tmp_path / "repo")
+def test_export_writes_the_repository(exported):
+    """``export.py --triton-repo``: the repository of the artefact it exported, with its thresholds."""
+    onnx, info = exported
+    assert info["backend"] == "python" and info["max_batch_size"] == 8
+    configs = _configs(info["repository"])
     assert ServeConfig.from_json(configs["cat_detect_pre"].parameters["serve_config"].string_value).conf == 0.3
+    net = Path(info["repository"]) / "cat_detect_net" / "1"
+    assert (net / "model.onnx").read_bytes() == onnx.read_bytes()
+    assert read_sidecar(net / "model.onnx").replace(artefact="cat.onnx") == read_sidecar(onnx)
+    _check_ensemble(configs, "cat_detect")
+
+
+@pytest.mark.parametrize("flags, words", [
+    (dict(batch=4), "exported for batch 4 only"),
+    (dict(triton_backend="tensorrt"), "needs an engine"),
+    (dict(gep="plugin", dynamic=True, batch=2), "onnxruntime backend cannot run"),
+])
+def test_export_refuses_an_unservable_repository_before_exporting(tmp_path, flags, words):
+    """Asked for a repository Triton could not serve, export.py stops before it loads or writes anything (exit 2)."""
+    opts = ExportOptions(ckpt=str(DEMO_CKPT), out=str(tmp_path / "export"), triton_repo=str(tmp_path / "repo"), **flags)
+    with pytest.raises(ExportFailed, match=words) as e:
+        run_export(opts, log=lambda s: None)
+    assert e.value.code == 2 and "\n" not in str(e.value)
+    assert not (tmp_path / "export").exists() and not (tmp_path / "repo").exists()
 
 
 def test_pbtxt_writer():
@@ -204,17 +224,33 @@ def test_pbtxt_writer():
 
 
 def test_serve_cli_errors_are_one_line(onnx_dynamic, tmp_path, monkeypatch, capsys):
+    """No repository: exit 2. No serve environment anywhere, or one without nvidia-pytriton: exit 3, saying how
+    to make one. An interpreter path that does not exist: exit 2."""
     import sys
 
+    from cat_deploy.core.optional import is_available
+    from cat_deploy.serve import server
     from cat_deploy.serve.__main__ import main
-    from cat_deploy.serve.server import INSTALL_HINT
 
+    prog = "python -m cat_deploy.serve: error: "
     assert main(["--repo", str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("python -m cat_deploy.serve: error: ") and "not a Triton model repository" in err
-    assert "\n" not in err
-    write_triton_repository(onnx_dynamic, tmp_path / "repo", TritonRepoOptions(backend="python"))
-    monkeypatch.setitem(sys.modules, "pytriton", None)  # nvidia-pytriton not installed
-    monkeypatch.setitem(sys.modules, "pytriton.utils.distribution", None)
-    assert main(["--repo", str(tmp_path / "repo")]) == 2
-    assert capsys.readouterr().err.strip() == f"python -m cat_deploy.serve: error: {INSTALL_HINT}"
+    assert err.startswith(prog) and "not a Triton model repository" in err and "\n" not in err
+    repo = str(write_triton_repository(onnx_dynamic, tmp_path / "repo", TritonRepoOptions(backend="python"))["repository"])
+
+    monkeypatch.delenv(server.SERVE_PYTHON_ENV, raising=False)
+    monkeypatch.setattr(server, "CHECKOUT_SERVE_PYTHON", tmp_path / "no-venv" / "bin" / "python")
+    monkeypatch.setitem(sys.modules, "pytriton", None)  # nvidia-pytriton not installed here
+    assert main(["--repo", repo]) == 3
+    assert capsys.readouterr().err.strip() == prog + server.INSTALL_HINT
+
+    assert main(["--repo", repo, "--python", str(tmp_path / "missing" / "python")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(prog) and "is not an executable file" in err and "\n" not in err
+
+    monkeypatch.delitem(sys.modules, "pytriton")
+    if is_available("pytriton"):
+        pytest.skip("nvidia-pytriton is installed in this environment: no interpreter without it to point at")
+    assert main(["--repo", repo, "--python", sys.executable]) == 3
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(prog) and "cannot run the server" in err and "pytriton" in err and "\n" not in err

@@ -1,6 +1,11 @@
 """A real Triton server (the one bundled with nvidia-pytriton) serving the repository ``export.py --triton-repo``
 writes, on 127.0.0.1, talked to with tritonclient over HTTP and gRPC.
 
+The server runs in the serve environment (``.venv-serve``, made by ``scripts/setup.sh``: NumPy 1.x,
+nvidia-pytriton, the torch-free runtime; ``$CAT_DEPLOY_SERVE_PYTHON`` names another), the clients in
+this process's environment (NumPy 2). Without a serve environment these tests skip, except under
+``scripts/test.sh`` (CI), which sets ``$CAT_DEPLOY_SERVE_PYTHON``: there a missing one fails.
+
 One server per test process (its start takes most of the time here; under ``pytest -n 2`` each worker
 running some of these tests starts its own, on its own ports); every wait is bounded. The
 network runs on the Python backend (cat_deploy's ONNX Runtime runner): the bundled server has
@@ -9,6 +14,8 @@ error paths are Triton's own.
 """
 import io
 import json
+import os
+import subprocess
 import threading
 from pathlib import Path
 
@@ -16,15 +23,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytest.importorskip("pytriton", reason="nvidia-pytriton is not installed (pip install '.[serve]')")
-pytest.importorskip("tritonclient.grpc", reason="tritonclient is not installed (pip install '.[serve]')")
+from cat_deploy.runtime.detect import DetectOptions, run_detection
+from cat_deploy.serve.client import RequestFailed, TritonDetector
+from cat_deploy.serve.detector import ServeConfig
+from cat_deploy.serve.loadtest import run_load
+from cat_deploy.serve.server import CHECKOUT_SERVE_PYTHON, SERVE_PYTHON_ENV, TritonServer, probe_environment
+from cat_deploy.serve.triton_repo import TritonRepoOptions, write_triton_repository
 
-from cat_deploy.runtime.detect import DetectOptions, run_detection  # noqa: E402
-from cat_deploy.serve.client import RequestFailed, TritonDetector  # noqa: E402
-from cat_deploy.serve.detector import ServeConfig  # noqa: E402
-from cat_deploy.serve.loadtest import run_load  # noqa: E402
-from cat_deploy.serve.server import TritonServer  # noqa: E402
-from cat_deploy.serve.triton_repo import TritonRepoOptions, write_triton_repository  # noqa: E402
+pytest.importorskip("tritonclient.grpc", reason="tritonclient is not installed (pip install '.[serve-client]')")
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_CKPT = ROOT / "assets" / "demo" / "cat_retinanet_tiny.pth"
@@ -35,10 +41,24 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
+def serve_python():
+    """The serve environment's interpreter; skip (fail under scripts/test.sh) when there is none."""
+    given = os.environ.get(SERVE_PYTHON_ENV)
+    python = Path(given) if given else CHECKOUT_SERVE_PYTHON
+    if not python.is_file():
+        if given:
+            pytest.fail(f"${SERVE_PYTHON_ENV} names '{given}', which does not exist: run scripts/setup.sh")
+        pytest.skip(f"no serve environment ('{python}' is missing): run scripts/setup.sh, which makes .venv-serve "
+                    "with nvidia-pytriton (NumPy<2)")
+    return python
+
+
+@pytest.fixture(scope="module")
 def exported(tmp_path_factory):
+    """The demo detector exported by export.py with --triton-repo (dynamic batch 8, network on the Python backend)."""
     from cat_deploy import save_checkpoint
     from cat_deploy.data.synthetic import CLASSES
-    from cat_deploy.export.pipeline import ExportOptions, run_export
+    from cat_deploy.exporter import ExportOptions, run_export
     from cat_deploy.models import create_model
 
     tmp = tmp_path_factory.mktemp("serve")
@@ -47,24 +67,37 @@ def exported(tmp_path_factory):
         ckpt = tmp / "tiny.pth"
         save_checkpoint(create_model("retinanet_tiny", num_classes=6, class_names=CLASSES), ckpt)
     result = run_export(ExportOptions(ckpt=str(ckpt), out=str(tmp / "export"), validate=False, simplify=False,
-                                      dynamic=True, batch=8), log=lambda s: None)
-    return tmp, Path(result["onnx"])
+                                      dynamic=True, batch=8, conf=SERVE.conf, iou=SERVE.iou, max_det=SERVE.max_det,
+                                      triton_repo=str(tmp / "repo"), triton_backend="python"), log=lambda s: None)
+    return tmp, Path(result["onnx"]), result["triton"]
 
 
 @pytest.fixture(scope="module")
-def server(exported):
-    tmp, onnx = exported
-    # A 50 ms batching window: on this shared 2-core machine, concurrent requests then reliably meet in the queue.
+def server(exported, serve_python):
+    tmp, onnx, _ = exported
+    # The test's limits and a 50 ms batching window (on this shared 2-core machine, concurrent requests then
+    # reliably meet in the queue): the repository written again over export.py's, as a deployment would tune it.
     repo = write_triton_repository(onnx, tmp / "repo", TritonRepoOptions(backend="python", serve=SERVE, pre_instances=1,
                                                                           max_queue_delay_us=50_000))["repository"]
-    with TritonServer(repo, log_path=tmp / "tritonserver.log", start_timeout=600) as s:
+    with TritonServer(repo, log_path=tmp / "tritonserver.log", start_timeout=600, python=serve_python) as s:
         yield s
+
+
+def test_the_server_runs_in_its_own_environment(server, serve_python):
+    """The server's environment has NumPy 1.x (nvidia-pytriton's stub needs it) and its models import no PyTorch;
+    the clients here talk to it from this environment, whatever its NumPy."""
+    env = server.environment
+    assert env.python == serve_python and env.numpy.startswith("1.") and not env.imports_torch
+    r = subprocess.run([str(serve_python), "-c", "import importlib.util as u; print(u.find_spec('torch') is None)"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.stdout.strip() == "True", "the serve environment is the torch-free runtime"
+    assert probe_environment(serve_python).binary == env.binary
 
 
 @pytest.fixture(scope="module")
 def reference(exported):
     """infer.py on the sample images, batch 1: the journal holds each image's boxes at full precision."""
-    tmp, onnx = exported
+    tmp, onnx, _ = exported
     out = tmp / "infer"
     run_detection(DetectOptions(engine=str(onnx), images=str(SAMPLES), out=str(out), conf=SERVE.conf, iou=SERVE.iou,
                                 max_det=SERVE.max_det, batch=1, device="cpu", quiet=True))

@@ -1,0 +1,24 @@
+"""Names of the fused CAT pooling node, shared by everything that writes, runs or builds it.
+
+One ONNX node ``FusedCatPool`` (domain ``ai.onnx.contrib``) stands for the six pooled
+statistics of one CAT module. The PyTorch op that exports it (``cat_deploy.layers.fused``),
+the ONNX Runtime CPU twin (``cat_deploy.plugins.cat_pool_ort``) and the TensorRT plugin
+(``cat_deploy.plugins.cat_pool_trt``, id ``cat_deploy::FusedCatPool``) all take their names here.
+"""
+from __future__ import annotations
+
+__all__ = ["OP_TYPE", "DOMAIN", "PLUGIN_NAMESPACE", "PLUGIN_ID", "GMP_FILTERS", "GMP_FILTER_CODES",
+           "GEP_FORMULATIONS"]
+
+OP_TYPE = "FusedCatPool"
+DOMAIN = "ai.onnx.contrib"  # onnxruntime-extensions' PyOp domain
+PLUGIN_NAMESPACE = "cat_deploy"
+PLUGIN_ID = f"{PLUGIN_NAMESPACE}::{OP_TYPE}"  # what TensorRT's ONNX parser looks up
+
+# CAT's Gaussian pre-filter before GMP (the ``gmp_filter`` option and node attribute), and the
+# code of each in the Triton kernels (a compile-time constant there).
+GMP_FILTERS = ("paper", "2d", "none")
+GMP_FILTER_CODES = {"none": 0, "paper": 1, "2d": 2}
+
+# GEP formulations a CAT module can run (``gep`` option; recorded in the sidecar).
+GEP_FORMULATIONS = ("reference", "stable", "plugin")

@@ -1,0 +1,107 @@
+"""The ONNX Runtime CPU twin of the fused CAT pooling node (``FusedCatPool``, domain ``ai.onnx.contrib``).
+
+ONNX Runtime runs the node through an onnxruntime-extensions Python operator that computes
+the reference :func:`cat_deploy.layers.pooling.cat_pool` (``gep="stable"``) in FP32 on the
+CPU, so ``export.py --gep plugin`` can check the graph surgery around the node without a
+GPU. It is the same function PyTorch runs: a convenience, not independent evidence for the
+kernel (``docs/plugin.md``).
+
+:func:`ort_session_options` registers it for a graph that contains the node; the runtime's
+ONNX Runtime runner calls it (through ``cat_deploy.core.optional``, as this module needs PyTorch).
+"""
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Union
+
+import onnxruntime as ort
+import torch
+
+from cat_deploy.core.errors import MissingDependency, PluginUnavailable
+from cat_deploy.core.optional import lazy_import
+from cat_deploy.core.plugin_ids import DOMAIN, GMP_FILTER_CODES, OP_TYPE
+from cat_deploy.layers.pooling import cat_pool
+
+if TYPE_CHECKING:
+    import onnx as onnx_types
+
+__all__ = ["ORT_HINT", "graph_has_plugin", "gmp_filter_name", "register_ort_twin", "ort_session_options"]
+
+ORT_HINT = ("ONNX Runtime needs onnxruntime-extensions to run the fused CAT pooling node (--gep plugin): "
+            "pip install 'cat-deploy[plugin]' (or export with --gep stable)")
+
+onnx = lazy_import("onnx", "reading the ONNX graph")
+ortx = lazy_import("onnxruntime_extensions", "the fused CAT pooling node on ONNX Runtime",
+                   "or export with --gep stable")
+
+_ORT_TWIN_REGISTERED = False
+
+
+def graph_has_plugin(model: Union[str, os.PathLike, bytes, "onnx_types.ModelProto"]) -> bool:
+    """Whether an ONNX model (path, bytes or ModelProto) contains a ``FusedCatPool`` node.
+
+    A file that cannot be read or parsed gives ``False``: the caller's loader reports it.
+    """
+    try:
+        if isinstance(model, (str, os.PathLike)):
+            model = onnx.load(str(model), load_external_data=False)
+        elif isinstance(model, bytes):
+            model = onnx.load_from_string(model)
+    except MissingDependency:
+        raise
+    except Exception:  # missing file, not ONNX: ONNX Runtime gives the error message
+        return False
+    return any(n.op_type == OP_TYPE and n.domain == DOMAIN for n in model.graph.node)
+
+
+def gmp_filter_name(value) -> str:
+    """Filter name of a node's ``gmp_filter`` attribute: an INT code, or a string (trailing NULs stripped)."""
+    names = {code: name for name, code in GMP_FILTER_CODES.items()}
+    if isinstance(value, (str, bytes)):
+        name = (value.decode(errors="replace") if isinstance(value, bytes) else value).rstrip("\x00")
+        if name in GMP_FILTER_CODES:
+            return name
+    elif int(value) in names:
+        return names[int(value)]
+    raise ValueError(f"FusedCatPool: gmp_filter must be one of {names} (INT attribute), got {value!r}")
+
+
+def register_ort_twin() -> None:
+    """Register the ONNX Runtime Python operator for ``ai.onnx.contrib::FusedCatPool`` (idempotent)."""
+    global _ORT_TWIN_REGISTERED
+    if _ORT_TWIN_REGISTERED:
+        return
+    try:
+        f32, s, i64 = ortx.PyCustomOpDef.dt_float, ortx.PyCustomOpDef.dt_string, ortx.PyCustomOpDef.dt_int64
+    except MissingDependency:
+        raise PluginUnavailable(ORT_HINT) from None
+
+    @ortx.onnx_op(op_type=OP_TYPE, inputs=[f32, f32], outputs=[f32, f32],
+                  attrs={"gmp_filter": i64, "plugin_namespace": s, "aot": i64})
+    def _fused_cat_pool(x, taps, gmp_filter=GMP_FILTER_CODES["paper"], **_):
+        with torch.no_grad():
+            channel, spatial = cat_pool(torch.from_numpy(x), torch.from_numpy(taps), gmp_filter_name(gmp_filter),
+                                        "stable")
+        return channel.numpy(), spatial.numpy()
+
+    _ORT_TWIN_REGISTERED = True
+
+
+def ort_session_options(model, options=None):
+    """``options`` (or new SessionOptions) with the twin's library registered when ``model`` needs it.
+
+    Returns ``options`` unchanged (possibly ``None``) for graphs without the fused node.
+    Raises :class:`PluginUnavailable` when the graph has the node and onnxruntime-extensions
+    is missing.
+    """
+    if not graph_has_plugin(model):
+        return options
+    return twin_session_options(options)
+
+
+def twin_session_options(options=None):
+    """``options`` (or new SessionOptions) with the twin registered, whatever the graph holds."""
+    register_ort_twin()
+    options = options or ort.SessionOptions()
+    options.register_custom_ops_library(ortx.get_library_path())
+    return options
