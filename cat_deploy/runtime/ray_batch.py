@@ -117,8 +117,10 @@ def uri_source(uri: str, recursive: bool = False, max_pixels: Optional[int] = No
     found = sorted((posixpath.relpath(f.path, root) if root else f.path, f) for f in files if is_image_file(f.path))
     if not found:
         raise SourceError(f"no images under '{uri}'" + ("" if recursive else " (add --recursive for sub-folders)"))
-    items = [Item(i + 1, name, Path(f.path), None, int(f.size) if f.size is not None else None,
-                  int(f.mtime_ns) if f.mtime_ns is not None else None) for i, (name, f) in enumerate(found)]
+    # Item.path is what --out is checked against: the file itself for file://, else a path no local folder has
+    items = [Item(i + 1, name, Path(f.path if scheme == "file" else f"{scheme}://{f.path}"), None,
+                  int(f.size) if f.size is not None else None, int(f.mtime_ns) if f.mtime_ns is not None else None)
+             for i, (name, f) in enumerate(found)]
     extra = {} if max_pixels is None else {"max_pixels": max_pixels}
     source = Source("uri", uri, items, len(items), **extra)
     return source, {name: f"{scheme}://{f.path}" for name, f in found}

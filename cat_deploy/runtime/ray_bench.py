@@ -140,7 +140,8 @@ def _write(out: Path, meta, table, runs) -> None:
                   for k in ("decode", "preprocess", "inference", "postprocess")} for name in CONFIGS}
     names = list(CONFIGS)
     first = [r["first_result_s"] for r in table]
-    post = [med[names[0]]["postprocess"], med[names[1]]["postprocess"]]
+    outside = [round(r["command_wall_s"] - meta["images"] / r["run_img_s"], 1) for r in table]  # not in the run
+    stage = {k: [med[n][k] for n in names] for k in ("inference", "preprocess", "postprocess")}
     cpu_ms = round(med[names[2]]["decode"] + med[names[2]]["preprocess"], 1)  # least contended: 1 thread per actor
     per_core = int(1000 / cpu_ms) if cpu_ms else "?"
     stages = "\n".join(
@@ -177,22 +178,23 @@ then, so it is close to the detection actors' own rate, an upper bound for what 
 
 ## What limits scaling on this machine
 
-- **Fixed start-up.** Ray starts a cluster, then each actor process imports PyTorch and ONNX Runtime, loads the
-  model and warms it up: the first batch came back after {first[1]} s with one actor and {first[2]} s with two
-  (two actors import at once on the same two cores). The one-process run pays only its imports. On a
-  {meta['images']}-image job that start-up is most of the difference in the "end to end" column.
+- **Fixed start-up.** Outside its run, the one-process command spent {outside[0]} s (interpreter, imports, model
+  load); with Ray {outside[1]} s (1 actor) and {outside[2]} s (2 actors): starting the local cluster and the
+  driver's imports. Inside the run, each actor process imports the runtime (ONNX Runtime; no PyTorch), loads the
+  model and warms it up: the first batch came back after {first[1]} s with one actor and {first[2]} s with two.
+  On a {meta['images']}-image job that start-up is most of the difference in the "end to end" column.
 - **Two cores for everything.** One ONNX Runtime session with two threads already fills both cores; a second
-  actor does not add compute, it splits the same cores (one thread each). Decoding runs in Ray tasks on the
-  same cores too. More actors than cores cannot help here; the per-stage times show the work moving, not
-  shrinking.
-- **Thread contention inside one process.** In the one-process run, the reader threads, ONNX Runtime's threads
-  and PyTorch's intra-op threads (post-processing: box decoding and NMS) compete for two cores, and the
-  per-stage medians above (post-processing {post[0]} ms per batch there, {post[1]} ms in a Ray actor) show it.
-  Ray gives each stage its own process and sets `OMP_NUM_THREADS` from the CPUs it reserved (1 here), so
-  PyTorch does not spin against ONNX Runtime. The same cap in `infer.py`'s process would likely narrow the gap;
-  it is not part of this change.
-- **A shared machine.** Other jobs ran during the measurement (load averages above, far over 2), so absolute
-  rates are low and noisy; compare configurations within one run.
+  actor does not add compute, it splits the same cores (one thread each), and decoding runs in Ray tasks on the
+  same cores too. Once started, Ray's rate ("second half": {table[1]['steady_img_s']} and
+  {table[2]['steady_img_s']} img/s) is about the one-process rate ({table[0]['steady_img_s']} img/s), not a
+  multiple of it: the per-stage times show the work moving, not shrinking.
+- **Stage times are wall times under contention.** In one process the reader threads (decode, letterbox) and
+  ONNX Runtime's threads overlap on two cores, which stretches each stage (inference {stage['inference'][0]} ms
+  per batch there, {stage['inference'][1]} and {stage['inference'][2]} ms in the Ray actors; preprocess
+  {stage['preprocess'][0]} ms per image there, {stage['preprocess'][1]} and {stage['preprocess'][2]} ms in the
+  Ray tasks) while the pipeline's throughput is what counts.
+- **A shared machine.** Other jobs ran during the measurement (load averages above, over the 2 cores), so
+  absolute rates are noisy; compare configurations within one run.
 
 ## The expected picture on N GPUs (not measured here)
 
@@ -200,10 +202,9 @@ Each actor holds one GPU (`num_gpus=1`, one actor per GPU by default) with a Ten
 letterboxing run as CPU tasks on every CPU of the cluster, including nodes without GPUs. The network then stops
 being the bound and the CPU side sets the rate: decode + letterbox of one 1242x375 JPEG took about
 {cpu_ms} ms in the Ray tasks above (wall time under that load: an idle core is faster), roughly {per_core} images/s
-per core, so a GPU that detects K
-images/s needs about K/{per_core} cores of decoding. Throughput is about
-min(N x engine rate, decode cores x {per_core} img/s, storage read rate), and the start-up of a minute or less
-vanishes over a fleet's millions of frames. If decoding is the bound, GPU JPEG decoding (nvJPEG, DALI) is the
+per core, so a GPU that detects K images/s needs about K/{per_core} cores of decoding. Throughput is about
+min(N x engine rate, decode cores x {per_core} img/s, storage read rate), and the start-up of
+{min(outside[1:]) + min(first[1:]):.0f}-{max(outside[1:]) + max(first[1:]):.0f} s here vanishes over a fleet's millions of frames. If decoding is the bound, GPU JPEG decoding (nvJPEG, DALI) is the
 next step. The driver writes every result to one journal (one fsync per batch); its rate was not measured
 here; at fleet scale the input list can be sharded over several drivers, one output folder each.
 """

@@ -292,7 +292,8 @@ def test_outputs_never_land_on_the_inputs(onnx_model, folder, tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("infer_cli_ray_out", ROOT / "infer.py")
     infer = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(infer)
-    rc = infer.main(["--engine", onnx_model[0], "--images", str(folder), "--out", str(folder), "--ray", "--quiet"])
-    err = capsys.readouterr().err.strip()
-    assert rc == 2 and "holds the input images" in err and "\n" not in err
+    for images in (str(folder), f"file://{folder}"):
+        rc = infer.main(["--engine", onnx_model[0], "--images", images, "--out", str(folder), "--ray", "--quiet"])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and "holds the input images" in err and "\n" not in err
     assert sorted(p.name for p in folder.iterdir()) == before
