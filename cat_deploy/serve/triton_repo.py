@@ -17,7 +17,8 @@ Triton: for Triton builds without the onnxruntime backend (the server bundled wi
 Runtime runs through onnxruntime-extensions. An engine built with ``--gep plugin`` carries
 its ``FusedCatPool`` kernels inside the plan (TensorRT AOT plugin): ``tensorrt_plan`` loads
 it with no plugin library. The Python-backend models import ``cat_deploy``: install it in
-the server's Python (``pip install cat-deploy``) or point ``EXECUTION_ENV_PATH`` at an
+the server's Python (``pip install 'cat-deploy[runtime]' 'numpy<2'``: nvidia-pytriton pins NumPy<2 for the
+Python-backend stub of this Triton release) or point ``EXECUTION_ENV_PATH`` at an
 environment that has it.
 """
 from __future__ import annotations
@@ -305,16 +306,18 @@ Response: `num_dets` INT32 [1], `boxes` FP32 [{s.max_det}, 4] (x1, y1, x2, y2 in
 rows past `num_dets` are zero. Requests above {s.max_bytes} bytes or {s.max_pixels} pixels are refused with a message.
 
 Serve it with the NGC container (GPU: add `--gpus all`). The Python-backend models import
-`cat_deploy`, so the container needs it: build `FROM {TRITON_IMAGE}` with `RUN pip install cat-deploy`, or:
+`cat_deploy` (with NumPy<2, as nvidia-pytriton pins for this release's Python-backend stub), so the container needs them: build
+`FROM {TRITON_IMAGE}` with `RUN pip install 'cat-deploy[runtime]' 'numpy<2'`, or:
 
 ```bash
 docker run --rm -p8000:8000 -p8001:8001 -v $PWD/{root.name}:/models {TRITON_IMAGE} \\
-    bash -c "pip install cat-deploy && tritonserver --model-repository=/models"
+    bash -c "pip install 'cat-deploy[runtime]' 'numpy<2' && tritonserver --model-repository=/models"
 ```
 
 Without Docker, on this machine: `python -m cat_deploy.serve --repo {root}` runs the Triton server
 bundled with `nvidia-pytriton` on 127.0.0.1 (it has the Python backend only: write the repository
-with `--triton-backend python`). Client: `python -m cat_deploy.serve.client --url 127.0.0.1:8001 --protocol grpc IMAGE.jpg`.
+with `--triton-backend python`) in an environment with `cat-deploy[serve]` (`--python ENV/bin/python`;
+nvidia-pytriton pins NumPy<2, so keep it apart from a NumPy 2 environment). Client: `python -m cat_deploy.serve.client --url 127.0.0.1:8001 --protocol grpc IMAGE.jpg`.
 """
     if sidecar.gep == "plugin" and backend == "tensorrt":
         text += ("\nThe engine's fused CAT pooling (`cat_deploy::FusedCatPool`) is a TensorRT AOT plugin: its "
