@@ -73,7 +73,7 @@ def exported(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(exported, serve_python):
+def server(serve_python, exported):
     tmp, onnx, _ = exported
     # The test's limits and a 50 ms batching window (on this shared 2-core machine, concurrent requests then
     # reliably meet in the queue): the repository written again over export.py's, as a deployment would tune it.
