@@ -5,11 +5,13 @@
     python export.py --ckpt model.pth --format trt --precision fp16 --dynamic --batch 8
     python export.py --ckpt classifier.pth --imgsz 224                 # one size: a square
     python export.py --ckpt model.pth --format onnx --per-module      # localise a mismatch
+    python export.py --ckpt model.pth --format trt --dynamic --batch 8 --triton-repo triton_repo
 
 Writes into --out (default: a folder named after the checkpoint) NAME.onnx (and NAME.engine),
 each with a sidecar NAME.<ext>.json. With parity on, a new artefact is written beside the
 old one as NAME.unvalidated.onnx and replaces NAME.onnx only once parity passes; a failed or
-interrupted re-export leaves the validated pair as it was.
+interrupted re-export leaves the validated pair as it was. --triton-repo DIR also writes a Triton
+model repository of the artefact once it is written (and validated).
 Exit status: 0 ok, 1 parity failed (files kept), 2 bad input, 3 missing dependency
 (TensorRT, ModelOpt, plugin runtime; the ONNX is kept), 4 internal error, 130 interrupted.
 """
@@ -59,6 +61,10 @@ def parse_args(argv=None) -> ExportOptions:
     p.add_argument("--hardware-compatible", action="store_true",
                    help="TensorRT: engine runs on any GPU from Ampere (sm_80) on, not only the build GPU's kind")
     p.add_argument("--device", default=d.device, choices=["auto", "cpu", "cuda"], help="ONNX Runtime device for parity")
+    p.add_argument("--triton-repo", metavar="DIR", help="also write a Triton model repository for the artefact (see "
+                   "cat_deploy/serve/triton_repo.py): network + Python-backend pre/post-processing + ensemble")
+    p.add_argument("--triton-backend", default=d.triton_backend, choices=["auto", "onnxruntime", "tensorrt", "python"],
+                   help="the network's Triton backend (auto: tensorrt_plan for --format trt, else onnxruntime)")
     cli.add_debug_flag(p)
     a = p.parse_args(argv)
     return ExportOptions(
@@ -68,6 +74,7 @@ def parse_args(argv=None) -> ExportOptions:
         validate=not a.no_validate, per_module=a.per_module, samples=a.samples, val_images=a.val_images,
         calib_images=a.calib_images, workspace_gib=a.workspace, timing_cache=a.timing_cache, device=a.device,
         tf32=a.tf32, version_compatible=a.version_compatible, hardware_compatible=a.hardware_compatible,
+        triton_repo=a.triton_repo, triton_backend=a.triton_backend,
     )
 
 

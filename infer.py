@@ -5,6 +5,7 @@
     python infer.py --engine out/cat.onnx --images 'data/**/*.png' --save-images --conf 0.3
     python infer.py --engine model.pth --images list.txt --classes car pedestrian --device cpu
     python infer.py --engine out/cat.onnx --images val/images --annotations val/annotations.json
+    python infer.py --engine out/cat.engine --images s3://bucket/drive_0042/ --out runs/d42 --ray auto
 
 The backend follows the file: .engine/.plan TensorRT, .onnx ONNX Runtime, .pth PyTorch.
 Writes OUT/detections.json (COCO style, boxes in original image pixels) and OUT/summary.json;
@@ -14,14 +15,17 @@ listed as not read. Per-image files are named after the input's full name (a.jpg
 labels/a.jpg.txt and labels/a.png.txt). An interrupted run resumes where it stopped when the same
 command is run again (progress in OUT/.partial/, keyed by each input's name, size and mtime: added,
 removed or edited files are handled). --out must not hold the input images: outputs never replace
-inputs. Exit status: 0 ok (also with skipped images), 2 bad input, 3 missing backend or
-dependency, 4 internal error, 130 interrupted.
+inputs. With --ray the same run is spread over a Ray cluster (a local one without ADDRESS) and also
+writes OUT/detections.parquet; either mode resumes the other's journal. Exit status: 0 ok (also with
+skipped images), 2 bad input, 3 missing backend or dependency (Ray for --ray), 4 internal error,
+130 interrupted.
 """
 import argparse
 import sys
 
 from cat_deploy import cli
 from cat_deploy.runtime.detect import DetectOptions, InferError, run_detection
+from cat_deploy.runtime.ray_batch import run_ray
 
 
 def parse_args(argv=None) -> DetectOptions:
@@ -46,13 +50,16 @@ def parse_args(argv=None) -> DetectOptions:
     p.add_argument("--no-resume", action="store_true", help="start over instead of resuming from OUT/.partial/")
     p.add_argument("--workers", type=int, default=d.workers, help="image reader threads (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or table; errors only")
+    p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="run on Ray Data: a local cluster, or the cluster at ADDRESS (auto, HOST:6379, ray://HOST:10001)")
+    p.add_argument("--ray-actors", type=int, metavar="N", help="with --ray: detection actors (default: one per GPU, else 1)")
     cli.add_debug_flag(p)
     a = p.parse_args(argv)
     return DetectOptions(
         engine=a.engine, images=a.images, out=a.out, recursive=a.recursive, conf=a.conf, iou=a.iou,
         max_det=a.max_det, batch=a.batch, classes=tuple(a.classes) if a.classes else None, device=a.device,
         save_images=a.save_images, save_txt=a.save_txt, save_json=a.save_json, annotations=a.annotations,
-        resume=not a.no_resume, workers=a.workers, quiet=a.quiet,
+        resume=not a.no_resume, workers=a.workers, quiet=a.quiet, ray=a.ray, ray_actors=a.ray_actors,
     )
 
 
@@ -63,7 +70,7 @@ def main(argv=None) -> int:
 def _main(argv) -> int:
     opts = parse_args(argv)
     try:
-        summary = run_detection(opts)
+        summary = run_ray(opts) if opts.ray is not None else run_detection(opts)
     except InferError as e:
         print(f"infer.py: error: {e}", file=sys.stderr)
         return e.code

@@ -39,6 +39,8 @@ from .export.versions import versions
 from .layers import cat_module_names, set_gep
 from .paths import OutputPathError, output_dir, refuse_inputs
 from .runtime.processing import preprocess
+from .serve.detector import ServeConfig
+from .serve.triton_repo import TritonRepoError, TritonRepoOptions, check_servable, write_triton_repository
 from .validate.check import DEFAULT_SAMPLES, validate_artefact
 from .validate.parity import summarize
 
@@ -82,6 +84,8 @@ class ExportOptions:
     tf32: bool = False
     version_compatible: bool = False
     hardware_compatible: bool = False
+    triton_repo: Optional[str] = None  # also write a Triton model repository (cat_deploy.serve.triton_repo) here
+    triton_backend: str = "auto"  # its network's backend: auto, onnxruntime, tensorrt, python
 
 
 def _validate_options(opts: ExportOptions) -> None:
@@ -111,6 +115,15 @@ def _validate_options(opts: ExportOptions) -> None:
     if opts.samples and not Path(opts.samples).is_dir():
         raise ExportFailed(f"--samples '{opts.samples}' is not a folder: pass a folder of images for parity, "
                            "or leave the flag out to use assets/samples")
+    if opts.triton_repo:
+        engine = opts.format == "trt" and opts.triton_backend != "onnxruntime"
+        try:
+            check_servable(f"{opts.name}.{'engine' if engine else 'onnx'}", engine, opts.gep,
+                           (1 if opts.dynamic else opts.batch, opts.batch), opts.triton_backend)
+            output_dir(opts.triton_repo, "--triton-repo")
+            refuse_inputs([Path(opts.triton_repo)], [opts.ckpt], "--triton-repo", what="checkpoint")
+        except (TritonRepoError, OutputPathError) as e:
+            raise ExportFailed(str(e)) from None
     if opts.precision == "int8":
         if not Path(opts.calib_images).is_dir() or not list_images(opts.calib_images):
             what = "holds no images (jpg, png, bmp, webp)" if Path(opts.calib_images).is_dir() else "is not a folder"
@@ -243,7 +256,26 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = print) -> dict[
     else:
         log("[4/4] no engine requested (--format onnx)")
     result["artefacts"] = written
+    if opts.triton_repo:
+        result["triton"] = _triton(opts, result, log)
     return result
+
+
+def _triton(opts: ExportOptions, result: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
+    """``--triton-repo``: the Triton model repository of the artefact just written (and validated, unless
+    ``--no-validate``); the engine unless the network goes on the onnxruntime backend."""
+    artefact = result["onnx"] if opts.triton_backend == "onnxruntime" else result.get("engine") or result["onnx"]
+    serve = ServeConfig(opts.conf, opts.iou, opts.max_det)
+    try:
+        info = write_triton_repository(artefact, opts.triton_repo, TritonRepoOptions(backend=opts.triton_backend,
+                                                                                     serve=serve))
+    except TritonRepoError as e:
+        raise ExportFailed(str(e), written=result["artefacts"]) from None
+    log(f"      Triton repository {info['repository']} ({', '.join(info['models'])}; network on {info['backend']}, "
+        f"max batch {info['max_batch_size']})")
+    for note in info["notes"]:
+        log(f"      note: {note}")
+    return info
 
 
 def _precision(opts: ExportOptions, fp32_path: Path, target: Path, cat_modules: list[str], calibration,

@@ -33,13 +33,14 @@ LAYERS = [
     ["cat_deploy.export"],
     ["cat_deploy.runtime"],
     ["cat_deploy.validate"],
+    ["cat_deploy.serve"],
     ["cat_deploy.exporter", "cat_deploy.train", "cat_deploy.bench", "cat_deploy.visualize"],
 ]
 OPTIONAL = {"tensorrt", "cuda", "triton", "modelopt", "av", "cv2", "onnxruntime_extensions"}
 HEAVY = {"torch", "torchvision", "timm", "onnx", "onnxslim", "onnxscript", "triton", "tensorrt"}
 TORCH_FREE = ["cat_deploy", "cat_deploy.config", "cat_deploy.core", "cat_deploy.paths", "cat_deploy.cli",
               "cat_deploy.runtime", "cat_deploy.data.image", "cat_deploy.data.transforms", "cat_deploy.data.coco_eval",
-              "cat_deploy.data.coco_json", "cat_deploy.data.synthetic"]
+              "cat_deploy.data.coco_json", "cat_deploy.data.synthetic", "cat_deploy.serve"]
 LAZY_CALLS = {"lazy_import", "require"}
 HELPER = "cat_deploy.core.optional"
 

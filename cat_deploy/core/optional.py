@@ -40,6 +40,10 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "modelopt": ("nvidia-modelopt[onnx]", "NVIDIA ModelOpt"),
     "av": ("cat-deploy[video]", "PyAV"),
     "cv2": ("opencv-python-headless", "OpenCV"),
+    "ray": ("cat-deploy[ray]", "Ray Data"),
+    "pyarrow": ("cat-deploy[ray]", "pyarrow"),
+    "tritonclient": ("cat-deploy[serve-client]", "tritonclient"),
+    "pytriton": ("cat-deploy[serve]", "nvidia-pytriton (in an environment of its own: it needs NumPy<2)"),
 }
 
 MIN_TENSORRT = (10, 9)

@@ -20,6 +20,7 @@ and what to do.
 """
 from __future__ import annotations
 
+import io
 import os
 import struct
 import zlib
@@ -31,7 +32,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..config import PAD_VALUE
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageReadError", "is_image_file", "list_images", "read_image"]
+__all__ = ["IMAGE_EXTENSIONS", "ImageReadError", "is_image_file", "list_images", "read_image", "decode_image"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 ALPHA_BACKGROUND = PAD_VALUE
@@ -120,36 +121,55 @@ def read_image(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
         raise ImageReadError(path, f"cannot stat file ({e.strerror})", "check permissions") from None
     if size == 0:
         raise ImageReadError(path, "empty file (0 bytes)")
+    return _decode(p, path, size, p.suffix, max_pixels)
+
+
+def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode encoded image bytes (a JPEG/PNG/... file's content) exactly as :func:`read_image` decodes the file.
+
+    ``name`` labels errors (a URI, a request id). Raises :class:`ImageReadError` like :func:`read_image`.
+    Used where images arrive as bytes: Ray Data reading remote files, a Triton request.
+    """
+    if not data:
+        raise ImageReadError(name, "empty file (0 bytes)")
+    return _decode(io.BytesIO(data), name, len(data), "", max_pixels)
+
+
+def _decode(src, label: PathLike, size: int, suffix: str, max_pixels: int) -> np.ndarray:
+    """Open, check the size of and fully decode ``src`` (a path or a binary file object) to RGB."""
     try:
-        img = Image.open(p)
+        img = Image.open(src)
     except PermissionError:
-        raise ImageReadError(path, "permission denied", "check the file permissions") from None
+        raise ImageReadError(label, "permission denied", "check the file permissions") from None
     except UnidentifiedImageError:
-        with open(p, "rb") as f:
-            head = f.read(8)
+        if isinstance(src, io.BytesIO):
+            head = src.getvalue()[:8]
+        else:
+            with open(src, "rb") as f:
+                head = f.read(8)
         raise ImageReadError(
-            path, f"not an image in a known format (starts with {head!r}, {size} bytes)",
+            label, f"not an image in a known format (starts with {head!r}, {size} bytes)",
             "skip it or convert it to " + "/".join(e[1:] for e in IMAGE_EXTENSIONS),
         ) from None
     except Image.DecompressionBombError:
         raise ImageReadError(
-            path, "image is larger than PIL's decompression-bomb limit",
+            label, "image is larger than PIL's decompression-bomb limit",
             "downscale it, or raise PIL.Image.MAX_IMAGE_PIXELS if you trust the file",
         ) from None
     except _DECODE_ERRORS as e:
-        raise ImageReadError(path, f"corrupt header ({e})") from None
+        raise ImageReadError(label, f"corrupt header ({e})") from None
     with img:
         w, h = img.size
         if w * h > max_pixels:
             raise ImageReadError(
-                path, f"{w}x{h} = {w * h / 1e6:.0f} MP exceeds max_pixels={max_pixels / 1e6:.0f} MP",
+                label, f"{w}x{h} = {w * h / 1e6:.0f} MP exceeds max_pixels={max_pixels / 1e6:.0f} MP",
                 "downscale it or pass a larger max_pixels",
             )
-        fmt = img.format or p.suffix.lstrip(".").upper()
+        fmt = img.format or suffix.lstrip(".").upper()
         try:
             img.load()
         except _DECODE_ERRORS as e:
-            raise ImageReadError(path, f"truncated or corrupt {fmt} data ({size} bytes: {e})") from None
+            raise ImageReadError(label, f"truncated or corrupt {fmt} data ({size} bytes: {e})") from None
         try:
             img = ImageOps.exif_transpose(img)
         except _DECODE_ERRORS + (KeyError, TypeError, AttributeError):

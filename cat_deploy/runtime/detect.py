@@ -47,7 +47,8 @@ from .processing import detections_from_outputs
 from .runners import Runner
 from .source import Item, Source, SourceError, open_source
 
-__all__ = ["DetectOptions", "InferError", "run_detection", "detect_source"]
+__all__ = ["DetectOptions", "InferError", "run_detection", "detect_source", "check_options", "open_journal",
+           "reconcile_journal", "warm_up", "summarize_run", "source_changes_warning"]
 
 
 class InferError(RuntimeError):
@@ -79,6 +80,10 @@ class DetectOptions:
     quiet: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
     stop_after: Optional[int] = None  # stop as if interrupted after this many images (tests, staged runs)
+    ray: Optional[str] = None  # infer.py --ray: None = this process; "" = a local Ray cluster; else its address
+    ray_actors: Optional[int] = None  # --ray-actors: detection actors (default: one per GPU, else one)
+    ray: Optional[str] = None  # infer.py --ray: None = this process; "" = a local Ray cluster; else its address
+    ray_actors: Optional[int] = None  # --ray-actors: detection actors (default: one per GPU, else one)
 
 
 @dataclass
@@ -91,7 +96,7 @@ class _Prepared:
     pre_s: float
 
 
-def _check_options(o: DetectOptions) -> Optional[dict[str, Any]]:
+def check_options(o: DetectOptions) -> Optional[dict[str, Any]]:
     """Flags and ``--annotations`` (loaded and checked now, not after the run); returns the annotations."""
     if not 0.0 <= o.conf <= 1.0:
         raise InferError(f"--conf must lie in 0..1, got {o.conf}")
@@ -109,7 +114,7 @@ def _check_options(o: DetectOptions) -> Optional[dict[str, Any]]:
         raise InferError(f"--annotations: {e}") from None
 
 
-def _check_outputs(o: DetectOptions, source: Source) -> Path:
+def _check_out_folder(o: DetectOptions, source: Source) -> Path:
     """Refuse an ``--out`` whose written parts hold inputs (see the module docstring); create it."""
     out = Path(o.out)
     hint = "choose an --out outside the input folders, e.g. runs/infer"
@@ -159,7 +164,7 @@ def run_detection(opts: DetectOptions, log: Callable[[str], None] = print) -> di
         s = run_detection(DetectOptions(engine="out/cat.onnx", images="assets/samples", out="runs/infer"))
         s["images"]["done"], s["outputs"]["detections"]
     """
-    gt = _check_options(opts)
+    gt = check_options(opts)
     try:
         runner, spec = open_model(opts.engine, opts.device)
         batch = choose_batch(opts.batch, spec, opts.engine)
@@ -169,7 +174,30 @@ def run_detection(opts: DetectOptions, log: Callable[[str], None] = print) -> di
         raise InferError(str(e)) from None
     except BackendUnavailable as e:
         raise InferError(str(e), code=3) from None
-    out = _check_outputs(opts, source)
+    out, journal, warnings = open_journal(opts, source, spec, batch, classes, log)
+    try:
+        with runner:
+            warnings += list(getattr(runner, "warnings", []))
+            summary = detect_source(source, runner, spec, opts, journal, batch, classes, log, gt)
+    except BackendUnavailable as e:
+        raise InferError(str(e), code=3) from None
+    finally:
+        journal.close()
+    summary["warnings"] = warnings + summary.get("warnings", [])
+    write_json(out / "summary.json", summary, indent=2)
+    if not opts.quiet:
+        log(format_summary(summary))
+    return summary
+
+
+def open_journal(opts: DetectOptions, source: Source, spec: ModelSpec, batch: int, classes,
+                 log: Callable[[str], None] = print) -> tuple[Path, Journal, list[str]]:
+    """Check ``--out`` against the inputs (see the module docstring), create it and open the run's journal.
+
+    Returns (OUT, the journal, warnings: an unvalidated artefact, a journal of other settings started
+    over, thresholds that NMS in the graph ignores); the warnings are also logged unless quiet.
+    Every runner of ``infer.py`` (one process, ``--ray``) starts here, so their journals are one format."""
+    out = _check_out_folder(opts, source)
     journal = Journal(out / ".partial" / "journal.jsonl", _fingerprint(opts, batch, classes), resume=opts.resume)
     warnings = []
     if spec.validated is False:
@@ -187,22 +215,10 @@ def run_detection(opts: DetectOptions, log: Callable[[str], None] = print) -> di
     if not opts.quiet:
         for w in warnings:
             log(f"warning: {w}")
-    try:
-        with runner:
-            warnings += list(getattr(runner, "warnings", []))
-            summary = detect_source(source, runner, spec, opts, journal, batch, classes, log, gt)
-    except BackendUnavailable as e:
-        raise InferError(str(e), code=3) from None
-    finally:
-        journal.close()
-    summary["warnings"] = warnings + summary.get("warnings", [])
-    write_json(out / "summary.json", summary, indent=2)
-    if not opts.quiet:
-        log(format_summary(summary))
-    return summary
+    return out, journal, warnings
 
 
-def _resume(source: Source, journal: Journal) -> Optional[dict[str, list[str]]]:
+def reconcile_journal(source: Source, journal: Journal) -> Optional[dict[str, list[str]]]:
     """Match the journal to the inputs as they are now (by identity); what changed since the last start."""
     if source.kind != "video":
         return journal.reconcile(it.identity for it in source.items)
@@ -212,7 +228,7 @@ def _resume(source: Source, journal: Journal) -> Optional[dict[str, list[str]]]:
     return None
 
 
-def _warm_up(runner: Runner, spec: ModelSpec, batch: int) -> None:
+def warm_up(runner: Runner, spec: ModelSpec, batch: int) -> None:
     """One batch of zeros: allocates and tunes (kept out of the timings) and proves that the model takes the
     input its sidecar describes and returns what the post-processing expects."""
     x = np.zeros((batch, 3, *spec.input_hw), np.float32)
@@ -235,12 +251,12 @@ def detect_source(source: Source, runner: Runner, spec: ModelSpec, opts: DetectO
 
     ``gt``: the ``--annotations`` document, for COCO mAP at the end."""
     out = Path(opts.out)
-    changes = _resume(source, journal)
+    changes = reconcile_journal(source, journal)
     resumed = len(journal.records)
     times = StageTimes()
     known = source.count
     if known is None or resumed < known:
-        _warm_up(runner, spec, batch)
+        warm_up(runner, spec, batch)
     stop = threading.Event()
     workers = max(1, int(opts.workers))
     q: queue.Queue = queue.Queue(maxsize=max(2 * batch, 2 * workers))
@@ -369,17 +385,27 @@ def detect_source(source: Source, runner: Runner, spec: ModelSpec, opts: DetectO
     if interrupted:
         while pending:  # results already submitted are discarded; their images run again on resume
             pending.popleft()
-    summary = _summarize(source, spec, opts, journal, batch, times, processed, resumed, wall, interrupted, runner, gt)
+    summary = summarize_run(source, spec, opts, journal, batch, times, processed, resumed, wall, interrupted,
+                            runner, gt)
     summary["source_changes"] = changes
-    if changes and any(changes.values()):
-        summary["warnings"] = [f"the inputs changed since the last run in '{out}': {len(changes['added'])} added, "
-                               f"{len(changes['removed'])} removed, {len(changes['modified'])} modified; new and "
-                               "modified ones were run, removed ones left detections.json"]
+    summary["warnings"] = source_changes_warning(changes, out)
     return summary
 
 
-def _summarize(source, spec, opts, journal, batch, times, processed, resumed, wall, interrupted,
-               runner, gt=None) -> dict[str, Any]:
+def source_changes_warning(changes: Optional[dict[str, list[str]]], out: Path) -> list[str]:
+    """The warning (a list of at most one) when :func:`reconcile_journal` found added/removed/modified inputs."""
+    if not changes or not any(changes.values()):
+        return []
+    return [f"the inputs changed since the last run in '{out}': {len(changes['added'])} added, "
+            f"{len(changes['removed'])} removed, {len(changes['modified'])} modified; new and "
+            "modified ones were run, removed ones left detections.json"]
+
+
+def summarize_run(source: Source, spec: ModelSpec, opts: DetectOptions, journal: Journal, batch: int,
+                  times: StageTimes, processed: int, resumed: int, wall: float, interrupted: bool, runner,
+                  gt: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """The run summary from the journal (and, unless interrupted, ``OUT/detections.json`` written from it in
+    the source's order): what every runner of ``infer.py`` reports. ``runner`` gives ``name`` and ``providers``."""
     out = Path(opts.out)
     recs = journal.records
     order = [it.name for it in source.items] if source.kind != "video" else None

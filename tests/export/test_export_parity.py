@@ -87,7 +87,7 @@ def test_per_module_localiser_finds_planted_fault(ckpt, exported, tmp_path):
     for init in onnx_model.graph.initializer:
         arr = numpy_helper.to_array(init)
         if arr.dtype == np.float32 and consumers.get(init.name) and consumers[init.name] <= set(owner):
-            init.CopyFrom(numpy_helper.from_array(arr * 1.5, init.name))
+            init.CopyFrom(numpy_helper.from_array((arr * 1.5).astype(np.float32), init.name))
             planted += 1
     assert planted >= 2
     faulty = tmp_path / "faulty.onnx"
