@@ -73,19 +73,24 @@ def generate_dataset(
                 results[i] = (name, anns)
                 bar.update()
     bar.close()
+    return write_json(out / "annotations.json", _coco_document(results, (w, h), seed))
 
+
+def _coco_document(results: list[tuple[str, list[dict]]], size: tuple[int, int], seed: int) -> dict:
+    """The COCO json of the images ``results[i] = (file name, annotations)``: image ``i`` gets id ``i + 1``,
+    annotations are numbered from 1 in image order."""
+    w, h = size
     images, annotations = [], []
     for i, (name, anns) in enumerate(results):
         images.append(dict(id=i + 1, file_name=name, width=w, height=h))
         for a in anns:
             annotations.append(dict(id=len(annotations) + 1, image_id=i + 1, **a))
-    coco = dict(
+    return dict(
         info=dict(description="cat-deploy synthetic driving scenes", seed=seed, size=[w, h]),
         images=images,
         annotations=annotations,
         categories=[dict(id=k + 1, name=n, supercategory="object") for k, n in enumerate(CLASSES)],
     )
-    return write_json(out / "annotations.json", coco)
 
 
 def parse_size(text: str) -> tuple[int, int]:
