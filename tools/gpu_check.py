@@ -210,7 +210,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.dry_run:
         os.environ["TRITON_INTERPRET"] = "1"  # before triton is imported
-    sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the package, and the float64 reference cat_reference.py
+    sys.path.insert(0, str(ROOT))
+    sys.path.append(str(ROOT / "tests"))  # cat_reference.py: the float64 reference
     import numpy as np
     import torch
 
