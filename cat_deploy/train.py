@@ -134,8 +134,91 @@ def _check_out(cfg: TrainConfig) -> Path:
     return output_dir(out)
 
 
+def _start_config(cfg: TrainConfig, last_path: Path) -> tuple[ModelConfig, Optional[dict]]:
+    """The model config to train, and the checkpoint to resume from (``None`` for a fresh start)."""
+    if cfg.resume:
+        if not last_path.is_file():
+            raise CheckpointError(f"nothing to resume: '{last_path}' does not exist; drop --resume to start fresh")
+        resume_ckpt = load_checkpoint(last_path)
+        return ModelConfig.from_dict(resume_ckpt["config"]), resume_ckpt
+    config = create_model(cfg.model, attn=cfg.attn).config
+    if cfg.input_size:
+        config = config.replace(input_size=tuple(cfg.input_size))
+    return config, None
+
+
+def _with_classes(cfg: TrainConfig, config: ModelConfig, train_set, val_set, last_path: Path, log) -> ModelConfig:
+    """Check the datasets against ``cfg`` and a resumed config; ``config`` with the data's class names."""
+    for ds in (train_set, val_set):
+        if ds.describe_dropped():
+            log(f"warning: {ds.describe_dropped()}")
+    if len(train_set) < cfg.batch_size:  # every batch is full (drop_last): there would be no step at all
+        raise TrainError(f"{len(train_set)} training images, fewer than --batch {cfg.batch_size}: pass --batch "
+                         f"{max(1, len(train_set))} or less, or add images")
+    class_names = tuple(train_set.class_names)
+    if not cfg.resume:
+        return config.replace(num_classes=len(class_names), class_names=class_names)
+    if tuple(config.class_names) != class_names:
+        raise ValueError(f"'{last_path}' was trained on classes {config.class_names}, the data has {class_names}")
+    return config
+
+
+def _optimizer(model: torch.nn.Module, cfg: TrainConfig, total_iters: int):
+    """AdamW (no weight decay on norms, biases and colla-factors) and its warm-up + cosine schedule."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg.warmup_iters, total_iters))
+
+
+def _resume_state(resume_ckpt: Optional[dict], model, ema, optimizer, scheduler, last_path: Path, epochs: int,
+                  log) -> tuple[int, float, list]:
+    """Load the training state of a resumed run; returns (first epoch, best mAP@0.5, history)."""
+    if resume_ckpt is None:
+        return 0, -1.0, []
+    ts = resume_ckpt["train_state"]
+    model.load_state_dict(ts["model"])
+    ema.module.load_state_dict(resume_ckpt["state_dict"])
+    optimizer.load_state_dict(ts["optimizer"])
+    scheduler.load_state_dict(ts["scheduler"])
+    log(f"resumed from {last_path} at epoch {ts['epoch']}/{epochs}")
+    return ts["epoch"], ts["best_map50"], list(ts.get("history", []))
+
+
+def _train_epoch(model, ema, loader: DataLoader, optimizer, scheduler, anchors, epoch: int,
+                 epochs: int) -> dict[str, float]:
+    """One pass over ``loader`` (clipped gradients, EMA update per step); returns the mean losses."""
+    model.train()
+    if hasattr(loader.dataset, "set_epoch"):
+        loader.dataset.set_epoch(epoch)  # new augmentations each epoch, independent of worker count
+    sums = {"cls": 0.0, "box": 0.0}
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", dynamic_ncols=True, leave=False)
+    for i, (images, targets) in enumerate(bar):
+        cls_logits, box_deltas = model(images)
+        losses = detection_loss(cls_logits, box_deltas, anchors, targets)
+        loss = losses["cls"] + losses["box"]
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch + 1}, step {i}; lower --lr")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        optimizer.step()
+        scheduler.step()
+        ema.update(model, step=epoch * len(loader) + i + 1)
+        for k in sums:
+            sums[k] += float(losses[k].detach())
+        bar.set_postfix(cls=f"{sums['cls'] / (i + 1):.3f}", box=f"{sums['box'] / (i + 1):.3f}",
+                        lr=f"{scheduler.get_last_lr()[0]:.1e}")
+    return {k: v / len(loader) for k, v in sums.items()}
+
+
 def train(cfg: TrainConfig, log=print) -> dict:
     """Train a detector as ``cfg`` says; returns the final metrics dict.
+
+    Writes ``OUT/last.pth`` (EMA weights plus the training state, for ``--resume``) after every
+    epoch, ``OUT/best.pth`` when the validation mAP@0.5 improves, and ``OUT/history.json``.
 
     Example:
         >>> train(TrainConfig(synthetic="data/synth", epochs=1, out="runs/smoke"))
@@ -146,82 +229,24 @@ def train(cfg: TrainConfig, log=print) -> dict:
         torch.set_num_threads(cfg.threads)
     out = _check_out(cfg)
     last_path, best_path = out / "last.pth", out / "best.pth"
-
-    resume_ckpt = None
-    if cfg.resume:
-        if not last_path.is_file():
-            raise CheckpointError(f"nothing to resume: '{last_path}' does not exist; drop --resume to start fresh")
-        resume_ckpt = load_checkpoint(last_path)
-        config = ModelConfig.from_dict(resume_ckpt["config"])
-    else:
-        probe = create_model(cfg.model, attn=cfg.attn)
-        config = probe.config
-        if cfg.input_size:
-            config = config.replace(input_size=tuple(cfg.input_size))
-
+    config, resume_ckpt = _start_config(cfg, last_path)
     train_set, val_set = _datasets(cfg, config.input_size, config.mean, config.std)
-    for ds in (train_set, val_set):
-        if ds.describe_dropped():
-            log(f"warning: {ds.describe_dropped()}")
-    if len(train_set) < cfg.batch_size:  # every batch is full (drop_last): there would be no step at all
-        raise TrainError(f"{len(train_set)} training images, fewer than --batch {cfg.batch_size}: pass --batch "
-                         f"{max(1, len(train_set))} or less, or add images")
-    class_names = tuple(train_set.class_names)
-    if not cfg.resume:
-        config = config.replace(num_classes=len(class_names), class_names=class_names)
-    elif tuple(config.class_names) != class_names:
-        raise ValueError(f"'{last_path}' was trained on classes {config.class_names}, the data has {class_names}")
+    config = _with_classes(cfg, config, train_set, val_set, last_path, log)
     model = build_model(config)
     ema = ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=True)
-
     loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, num_workers=cfg.workers,
                         collate_fn=collate_detection, drop_last=True)
-    total_iters = cfg.epochs * len(loader)
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        (no_decay if p.ndim <= 1 else decay).append(p)  # norms, biases and colla-factors: no weight decay
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg.warmup_iters, total_iters))
-
-    start_epoch, best, history = 0, -1.0, []
-    if resume_ckpt is not None:
-        ts = resume_ckpt["train_state"]
-        model.load_state_dict(ts["model"])
-        ema.module.load_state_dict(resume_ckpt["state_dict"])
-        optimizer.load_state_dict(ts["optimizer"])
-        scheduler.load_state_dict(ts["scheduler"])
-        start_epoch, best, history = ts["epoch"], ts["best_map50"], list(ts.get("history", []))
-        log(f"resumed from {last_path} at epoch {start_epoch}/{cfg.epochs}")
-
+    optimizer, scheduler = _optimizer(model, cfg, cfg.epochs * len(loader))
+    start_epoch, best, history = _resume_state(resume_ckpt, model, ema, optimizer, scheduler, last_path,
+                                               cfg.epochs, log)
     anchors = model.anchors(config.input_size)
     meta_cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()}
     for epoch in range(start_epoch, cfg.epochs):
-        model.train()
-        if hasattr(train_set, "set_epoch"):
-            train_set.set_epoch(epoch)  # new augmentations each epoch, independent of worker count
         t0 = time.time()
-        sums = {"cls": 0.0, "box": 0.0}
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", dynamic_ncols=True, leave=False)
-        for i, (images, targets) in enumerate(bar):
-            cls_logits, box_deltas = model(images)
-            losses = detection_loss(cls_logits, box_deltas, anchors, targets)
-            loss = losses["cls"] + losses["box"]
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch + 1}, step {i}; lower --lr")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-            optimizer.step()
-            scheduler.step()
-            ema.update(model, step=epoch * len(loader) + i + 1)
-            for k in sums:
-                sums[k] += float(losses[k].detach())
-            bar.set_postfix(cls=f"{sums['cls'] / (i + 1):.3f}", box=f"{sums['box'] / (i + 1):.3f}",
-                            lr=f"{scheduler.get_last_lr()[0]:.1e}")
+        losses = _train_epoch(model, ema, loader, optimizer, scheduler, anchors, epoch, cfg.epochs)
         train_time = time.time() - t0
         metrics = evaluate_detector(lambda x: ema.module.predict(x), val_set, batch_size=cfg.batch_size)
-        record = {"epoch": epoch + 1, "loss_cls": sums["cls"] / len(loader), "loss_box": sums["box"] / len(loader),
+        record = {"epoch": epoch + 1, "loss_cls": losses["cls"], "loss_box": losses["box"],
                   "train_s": round(train_time, 1), **{k: round(v, 4) for k, v in metrics.items()}}
         history.append(record)
         log(json.dumps(record))

@@ -34,7 +34,8 @@ SAMPLES = ROOT / "assets" / "samples"
 def test_pyproject_lists_every_package():
     """setuptools gets an explicit package list (for the plugins mapping): it must name every sub-package."""
     tool = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    found = {"cat_deploy"} | {".".join(p.relative_to(ROOT).parent.parts) for p in (ROOT / "cat_deploy").glob("*/__init__.py")}
+    found = {".".join(Path(folder).relative_to(ROOT).parts)
+             for folder, _, files in os.walk(ROOT / "cat_deploy", followlinks=True) if "__init__.py" in files}
     assert sorted(tool["packages"]) == sorted(found)
     assert tool["package-dir"] == {"cat_deploy.plugins": "plugins"}
     assert (ROOT / "cat_deploy" / "plugins").resolve() == (ROOT / "plugins").resolve()

@@ -28,7 +28,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 from PIL import Image
 
@@ -48,6 +48,8 @@ KITTI_TO_CLASS = {
 }
 DROPPED = ("Tram", "Misc")
 DONTCARE = "DontCare"
+_CATEGORY_ID = {name: i + 1 for i, name in enumerate(CLASSES)}
+_KITTI_CATEGORIES = sorted({_CATEGORY_ID[c] for c in KITTI_TO_CLASS.values()})  # DontCare boxes cover these
 
 
 def _find_image(images_dir: Path, stem: str) -> Path:
@@ -78,57 +80,16 @@ def convert_kitti(
             ``iscrowd = 1`` (see the module docstring).
     """
     images_dir, labels_dir = Path(images_dir), Path(labels_dir)
-    if not labels_dir.is_dir():
-        raise NotADirectoryError(f"KITTI label folder '{labels_dir}' does not exist — pass training/label_2")
-    if not images_dir.is_dir():
-        raise NotADirectoryError(f"KITTI image folder '{images_dir}' does not exist — pass training/image_2")
-    label_files = sorted(labels_dir.glob("*.txt"))
-    if not label_files:
-        raise FileNotFoundError(f"no .txt label files in '{labels_dir}' — pass the label_2 folder")
-
-    cat_id = {name: i + 1 for i, name in enumerate(CLASSES)}
-    kitti_cats = sorted({cat_id[c] for c in KITTI_TO_CLASS.values()})
     images, annotations = [], []
-
-    def add(image_id: int, category: int, box: tuple[float, float, float, float], crowd: bool) -> None:
-        x1, y1, x2, y2 = box
-        w, h = x2 - x1, y2 - y1
-        annotations.append(dict(id=len(annotations) + 1, image_id=image_id, category_id=category,
-                                bbox=[x1, y1, w, h], area=w * h, iscrowd=int(crowd)))
-
-    for image_id, label_file in enumerate(label_files, start=1):
+    for image_id, label_file in enumerate(_label_files(images_dir, labels_dir), start=1):
         image_path = _find_image(images_dir, label_file.stem)
-        try:
-            with Image.open(image_path) as im:
-                width, height = im.size
-        except OSError as e:
-            raise ValueError(f"cannot read image '{image_path}' ({e}) — re-download or remove it") from None
+        width, height = _image_size(image_path)
         images.append(dict(id=image_id, file_name=image_path.name, width=width, height=height))
-        for line_no, line in enumerate(label_file.read_text().splitlines(), start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            try:
-                if len(fields) not in (15, 16):
-                    raise ValueError(f"expected 15 fields, got {len(fields)}")
-                kind = fields[0]
-                truncated, occluded = float(fields[1]), int(float(fields[2]))
-                x1, y1, x2, y2 = (float(v) for v in fields[4:8])
-            except ValueError as e:
-                raise ValueError(f"{label_file}:{line_no}: bad KITTI label line ({e}) — fix or remove the line") from None
-            x1, x2 = max(0.0, min(x1, width)), max(0.0, min(x2, width))
-            y1, y2 = max(0.0, min(y1, height)), max(0.0, min(y2, height))
-            if x2 <= x1 or y2 <= y1:
-                continue
-            if kind == DONTCARE:
-                for c in kitti_cats:
-                    add(image_id, c, (x1, y1, x2, y2), True)
-            elif kind in KITTI_TO_CLASS:
-                crowd = occluded > max_occluded or truncated > max_truncated or (y2 - y1) < min_height
-                add(image_id, cat_id[KITTI_TO_CLASS[kind]], (x1, y1, x2, y2), crowd)
-            elif kind not in DROPPED:
-                raise ValueError(f"{label_file}:{line_no}: unknown KITTI object type {kind!r} — is this a KITTI label file?")
-
+        for category, (x1, y1, x2, y2), crowd in _objects(label_file, width, height, max_occluded, max_truncated,
+                                                           min_height):
+            w, h = x2 - x1, y2 - y1
+            annotations.append(dict(id=len(annotations) + 1, image_id=image_id, category_id=category,
+                                    bbox=[x1, y1, w, h], area=w * h, iscrowd=int(crowd)))
     coco = dict(
         info=dict(description=f"KITTI labels from {labels_dir}"),
         images=images,
@@ -137,6 +98,65 @@ def convert_kitti(
     )
     write_json(out_file, coco)
     return coco
+
+
+def _label_files(images_dir: Path, labels_dir: Path) -> list[Path]:
+    """The sorted ``*.txt`` files of ``labels_dir``, after checking that both folders exist."""
+    if not labels_dir.is_dir():
+        raise NotADirectoryError(f"KITTI label folder '{labels_dir}' does not exist — pass training/label_2")
+    if not images_dir.is_dir():
+        raise NotADirectoryError(f"KITTI image folder '{images_dir}' does not exist — pass training/image_2")
+    label_files = sorted(labels_dir.glob("*.txt"))
+    if not label_files:
+        raise FileNotFoundError(f"no .txt label files in '{labels_dir}' — pass the label_2 folder")
+    return label_files
+
+
+def _image_size(image_path: Path) -> tuple[int, int]:
+    """(width, height) from the image header."""
+    try:
+        with Image.open(image_path) as im:
+            return im.size
+    except OSError as e:
+        raise ValueError(f"cannot read image '{image_path}' ({e}) — re-download or remove it") from None
+
+
+def _objects(label_file: Path, width: int, height: int, max_occluded: int, max_truncated: float,
+             min_height: float) -> Iterator[tuple[int, tuple[float, float, float, float], bool]]:
+    """The boxes of one label file, clipped to the image: ``(category id, (x1, y1, x2, y2), crowd)``.
+
+    A DontCare region gives one crowd box per KITTI-backed category; Tram and Misc give none;
+    empty boxes (after clipping) are left out.
+    """
+    for line_no, line in enumerate(label_file.read_text().splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        kind, truncated, occluded, (x1, y1, x2, y2) = _parse_line(fields, f"{label_file}:{line_no}")
+        x1, x2 = max(0.0, min(x1, width)), max(0.0, min(x2, width))
+        y1, y2 = max(0.0, min(y1, height)), max(0.0, min(y2, height))
+        if x2 <= x1 or y2 <= y1:
+            continue
+        if kind == DONTCARE:
+            for c in _KITTI_CATEGORIES:
+                yield c, (x1, y1, x2, y2), True
+        elif kind in KITTI_TO_CLASS:
+            crowd = occluded > max_occluded or truncated > max_truncated or (y2 - y1) < min_height
+            yield _CATEGORY_ID[KITTI_TO_CLASS[kind]], (x1, y1, x2, y2), crowd
+        elif kind not in DROPPED:
+            raise ValueError(f"{label_file}:{line_no}: unknown KITTI object type {kind!r} — is this a KITTI label file?")
+
+
+def _parse_line(fields: list[str], where: str) -> tuple[str, float, int, tuple[float, float, float, float]]:
+    """(type, truncated, occluded, (x1, y1, x2, y2)) of one label line's fields; ``where`` is ``file:line``."""
+    try:
+        if len(fields) not in (15, 16):
+            raise ValueError(f"expected 15 fields, got {len(fields)}")
+        truncated, occluded = float(fields[1]), int(float(fields[2]))
+        x1, y1, x2, y2 = (float(v) for v in fields[4:8])
+        return fields[0], truncated, occluded, (x1, y1, x2, y2)
+    except ValueError as e:
+        raise ValueError(f"{where}: bad KITTI label line ({e}) — fix or remove the line") from None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

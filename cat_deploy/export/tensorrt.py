@@ -68,6 +68,26 @@ def _timing_cache(trt, config, path: Optional[str | os.PathLike], log):
     return True
 
 
+def _parse_onnx(trt, builder, logger, onnx_path: str | os.PathLike):
+    """A strongly typed network parsed from ``onnx_path``, and its parser (which owns the weights)."""
+    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise EngineBuildError(f"TensorRT could not parse '{onnx_path}': {errors[:500]}")
+    return network, parser
+
+
+def _save_timing_cache(config, timing_cache: str | os.PathLike, log) -> None:
+    """Write the build's timing cache atomically to ``timing_cache`` (a warning when TensorRT returns none)."""
+    cache = config.get_timing_cache()
+    if cache is None:
+        log(f"{TIMING_CACHE_REFUSED}: TensorRT returned no cache to save; '{timing_cache}' not written")
+        return
+    blob = bytes(cache.serialize())
+    atomic_write(timing_cache, lambda tmp: Path(tmp).write_bytes(blob))
+
+
 def build_engine(
     onnx_path: str | os.PathLike,
     engine_path: str | os.PathLike,
@@ -93,11 +113,7 @@ def build_engine(
 
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(onnx_path)):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise EngineBuildError(f"TensorRT could not parse '{onnx_path}': {errors[:500]}")
+    network, parser = _parse_onnx(trt, builder, logger, onnx_path)  # the parser holds the weights: keep it alive
 
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
@@ -120,12 +136,8 @@ def build_engine(
         raise EngineBuildError(f"TensorRT failed to build an engine from '{onnx_path}' (see its log above)")
     data = bytes(serialized)
     atomic_write(engine_path, lambda tmp: Path(tmp).write_bytes(data))
-    cache = config.get_timing_cache()
-    if timing_cache and not cache_refused and cache is not None:
-        blob = bytes(cache.serialize())
-        atomic_write(timing_cache, lambda tmp: Path(tmp).write_bytes(blob))
-    elif timing_cache and not cache_refused:
-        log(f"{TIMING_CACHE_REFUSED}: TensorRT returned no cache to save; '{timing_cache}' not written")
+    if timing_cache and not cache_refused:
+        _save_timing_cache(config, timing_cache, log)
     return {
         "tensorrt": trt.__version__,
         "precision": precision,

@@ -28,8 +28,9 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, NoReturn, Optional
 
 import numpy as np
 from tqdm import tqdm
@@ -244,151 +245,207 @@ def warm_up(runner: Runner, spec: ModelSpec, batch: int) -> None:
         raise InferError(str(e)) from None
 
 
-def detect_source(source: Source, runner: Runner, spec: ModelSpec, opts: DetectOptions, journal: Journal,
-                  batch: int, classes=None, log: Callable[[str], None] = print,
-                  gt: Optional[dict[str, Any]] = None) -> dict[str, Any]:
-    """The run loop over an opened ``source`` with an entered ``runner``; returns the summary dict.
+def _prepare(item: Item, load: Callable[[], tuple[np.ndarray, float]], spec: ModelSpec,
+             keep_image: bool) -> _Prepared | dict[str, Any]:
+    """Decode and pre-process one input; a skip record (its reason) when it cannot be read."""
+    try:
+        image, decode_s = load()
+        t0 = time.perf_counter()
+        tensor, lb = spec.preprocess(image)
+        return _Prepared(item, tensor, lb, image if keep_image else None, decode_s, time.perf_counter() - t0)
+    except ImageReadError as e:
+        return skip_record(item.identity, e.reason)
+    except MemoryError:
+        return skip_record(item.identity, "out of memory while decoding (image too large)")
+    except Exception as e:  # one odd file must not end the run: report it like any unreadable image
+        return skip_record(item.identity, f"unexpected {type(e).__name__} while reading: {str(e)[:200]}")
 
-    ``gt``: the ``--annotations`` document, for COCO mAP at the end."""
-    out = Path(opts.out)
-    changes = reconcile_journal(source, journal)
-    resumed = len(journal.records)
-    times = StageTimes()
-    known = source.count
-    if known is None or resumed < known:
-        warm_up(runner, spec, batch)
-    stop = threading.Event()
-    workers = max(1, int(opts.workers))
-    q: queue.Queue = queue.Queue(maxsize=max(2 * batch, 2 * workers))
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cat-read")
-    keep_image = opts.save_images
-    end = object()
 
-    def prepare(item: Item, load) -> Any:
-        try:
-            image, decode_s = load()
-            t0 = time.perf_counter()
-            tensor, lb = spec.preprocess(image)
-            return _Prepared(item, tensor, lb, image if keep_image else None, decode_s, time.perf_counter() - t0)
-        except ImageReadError as e:
-            return skip_record(item.identity, e.reason)
-        except MemoryError:
-            return skip_record(item.identity, "out of memory while decoding (image too large)")
-        except Exception as e:  # one odd file must not end the run: report it like any unreadable image
-            return skip_record(item.identity, f"unexpected {type(e).__name__} while reading: {str(e)[:200]}")
+def _raise_source_error(error: Exception) -> NoReturn:
+    """Re-raise in the main thread what reading the source hit, as an :class:`InferError` where it is the input's
+    fault."""
+    if isinstance(error, SourceError):
+        raise InferError(str(error))
+    if isinstance(error, ImportError):  # a video without PyAV or OpenCV
+        raise InferError(str(error), code=3)
+    raise error
 
-    def put(entry) -> bool:
-        while not stop.is_set():
+
+class _ReadAhead:
+    """Decodes and pre-processes the inputs not yet in the journal in a thread pool, ahead of the model.
+
+    A feeder thread walks the source and queues one future per image; the queue is bounded, so reading
+    stays at most a few batches ahead. Used as a context manager: leaving it stops the feeder and
+    cancels what has not started.
+    """
+
+    _END = object()
+
+    def __init__(self, source: Source, journal: Journal, prepare: Callable[[Item, Any], Any], workers: int,
+                 batch: int):
+        self._source, self._journal, self._prepare = source, journal, prepare
+        self._stop = threading.Event()
+        self._queue: queue.Queue = queue.Queue(maxsize=max(2 * batch, 2 * workers))
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cat-read")
+        self._feeder = threading.Thread(target=self._feed, name="cat-feed", daemon=True)
+
+    def __enter__(self) -> "_ReadAhead":
+        self._feeder.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._feeder.join(timeout=5)
+
+    def results(self) -> Iterator[_Prepared | dict[str, Any]]:
+        """In source order: a :class:`_Prepared` image or the skip record of one that could not be read."""
+        while True:
+            entry = self._queue.get()
+            if entry is self._END:
+                return
+            if isinstance(entry, Exception):
+                _raise_source_error(entry)
+            _, future = entry
+            yield future.result()
+
+    def _put(self, entry) -> bool:
+        while not self._stop.is_set():
             try:
-                q.put(entry, timeout=0.1)
+                self._queue.put(entry, timeout=0.1)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def feed():
+    def _feed(self) -> None:
         try:
-            for item, load in source:
-                if stop.is_set():
+            for item, load in self._source:
+                if self._stop.is_set():
                     return
-                if journal.done(item.identity):
+                if self._journal.done(item.identity):
                     continue
-                if not put((item, pool.submit(prepare, item, load))):
+                if not self._put((item, self._pool.submit(self._prepare, item, load))):
                     return
         except Exception as e:  # e.g. a video that cannot be opened: surface it in the main thread
-            put(e)
+            self._put(e)
         finally:
-            put(end)
+            self._put(self._END)
 
-    bar = tqdm(total=known, initial=resumed if known else 0, unit="img", disable=opts.quiet,
-               desc="detect", dynamic_ncols=True, file=sys.stderr)
-    pending: deque = deque()
-    processed = 0
-    interrupted = False
 
-    def report_skip(rec):
-        journal.add([rec])
-        bar.update(1)
-        if not opts.quiet:
-            bar.write(f"skipped {rec['name']}: {rec['reason']}", file=sys.stderr)
+class _Batches:
+    """Groups prepared images into batches, keeps up to ``runner.max_in_flight`` of them on the model, and
+    turns each finished one into journal records (and per-image files); counts and times every stage."""
 
-    def submit(group: list[_Prepared]):
+    def __init__(self, runner: Runner, spec: ModelSpec, opts: DetectOptions, journal: Journal, batch: int,
+                 classes, times: StageTimes, bar: tqdm):
+        self._runner, self._spec, self._opts, self._journal = runner, spec, opts, journal
+        self._batch, self._classes, self._times, self._bar = batch, classes, times, bar
+        self._group: list[_Prepared] = []
+        self._pending: deque = deque()
+        self.processed = 0
+
+    def add(self, res: _Prepared | dict[str, Any]) -> None:
+        """Journal a skip record at once; queue a prepared image, submitting the batch once it is full."""
+        if isinstance(res, dict):
+            self._skip(res)
+            return
+        self._group.append(res)
+        if len(self._group) == self._batch:
+            self._submit(self._group)
+            self._group = []
+
+    def flush(self) -> None:
+        """Submit the last, partial batch and wait for every batch in flight."""
+        if self._group:
+            self._submit(self._group)
+            self._group = []
+        while self._pending:
+            self._finish(*self._pending.popleft())
+
+    def discard(self) -> None:
+        """Drop the batches in flight (after an interrupt): their images run again on resume."""
+        self._pending.clear()
+
+    def _skip(self, rec: dict[str, Any]) -> None:
+        self._journal.add([rec])
+        self._bar.update(1)
+        if not self._opts.quiet:
+            self._bar.write(f"skipped {rec['name']}: {rec['reason']}", file=sys.stderr)
+
+    def _submit(self, group: list[_Prepared]) -> None:
         x = np.stack([p.tensor for p in group])
-        if spec.static_batch and len(x) < batch:  # static engines take exactly `batch`: repeat the last image
-            x = np.concatenate([x, np.repeat(x[-1:], batch - len(x), axis=0)])
-        pending.append((group, runner.submit({spec.input_name: x})))
-        while len(pending) >= runner.max_in_flight:
-            finish(*pending.popleft())
+        if self._spec.static_batch and len(x) < self._batch:  # static engines take exactly `batch`: repeat the last
+            x = np.concatenate([x, np.repeat(x[-1:], self._batch - len(x), axis=0)])
+        self._pending.append((group, self._runner.submit({self._spec.input_name: x})))
+        while len(self._pending) >= self._runner.max_in_flight:
+            self._finish(*self._pending.popleft())
 
-    def finish(group: list[_Prepared], ticket):
-        nonlocal processed
-        outputs = runner.collect(ticket)
-        times.add("inference", runner.last_inference_time())
+    def _finish(self, group: list[_Prepared], ticket) -> None:
+        outputs = self._runner.collect(ticket)
+        self._times.add("inference", self._runner.last_inference_time())
         t0 = time.perf_counter()
-        n = len(group)
+        records = self._records(group, outputs)
+        self._times.add("postprocess", time.perf_counter() - t0)
+        self._journal.add(records)
+        for p in group:
+            self._times.add("decode", p.decode_s)
+            self._times.add("preprocess", p.pre_s)
+        self.processed += len(group)
+        self._bar.update(len(group))
+        if self._opts.stop_after is not None and self.processed >= self._opts.stop_after:
+            raise KeyboardInterrupt
+
+    def _records(self, group: list[_Prepared], outputs: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+        """Detections of one batch in original image pixels, as journal records; writes the per-image files."""
+        o, spec, n = self._opts, self._spec, len(group)
         outputs = {k: v[:n] for k, v in outputs.items()}
-        dets = detections_from_outputs(outputs, spec.input_hw, spec.detector, opts.conf, opts.iou, opts.max_det,
-                                       classes)
+        dets = detections_from_outputs(outputs, spec.input_hw, spec.detector, o.conf, o.iou, o.max_det, self._classes)
         records = []
         for p, d in zip(group, dets):
             boxes = boxes_to_original(d["boxes"], p.lb)
             rec = done_record(p.item.identity, p.lb.src_size, boxes, d["scores"], d["labels"])
-            if p.image is not None or opts.save_txt or opts.save_json:
-                write_image_files(out, rec, spec.class_names, p.image, opts.save_txt, opts.save_json)
+            if p.image is not None or o.save_txt or o.save_json:
+                write_image_files(Path(o.out), rec, spec.class_names, p.image, o.save_txt, o.save_json)
             records.append(rec)
-        times.add("postprocess", time.perf_counter() - t0)
-        journal.add(records)
-        for p in group:
-            times.add("decode", p.decode_s)
-            times.add("preprocess", p.pre_s)
-        processed += n
-        bar.update(n)
-        if opts.stop_after is not None and processed >= opts.stop_after:
-            raise KeyboardInterrupt
+        return records
 
+
+def detect_source(source: Source, runner: Runner, spec: ModelSpec, opts: DetectOptions, journal: Journal,
+                  batch: int, classes=None, log: Callable[[str], None] = print,
+                  gt: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """The run loop over an opened ``source`` with an entered ``runner``; returns the summary dict.
+
+    Reads ahead in a thread pool (:class:`_ReadAhead`) while the model works on the batches in
+    flight (:class:`_Batches`); an interrupt (or ``opts.stop_after``) ends the run with what the
+    journal holds. ``gt``: the ``--annotations`` document, for COCO mAP at the end."""
+    changes = reconcile_journal(source, journal)
+    resumed = len(journal.records)
+    known = source.count
+    if known is None or resumed < known:
+        warm_up(runner, spec, batch)
+    times = StageTimes()
+    bar = tqdm(total=known, initial=resumed if known else 0, unit="img", disable=opts.quiet,
+               desc="detect", dynamic_ncols=True, file=sys.stderr)
+    batches = _Batches(runner, spec, opts, journal, batch, classes, times, bar)
+    prepare = partial(_prepare, spec=spec, keep_image=opts.save_images)
+    interrupted = False
     t_start = time.perf_counter()
-    feeder = threading.Thread(target=feed, name="cat-feed", daemon=True)
-    feeder.start()
-    group: list[_Prepared] = []
     try:
-        while True:
-            entry = q.get()
-            if entry is end:
-                break
-            if isinstance(entry, Exception):
-                if isinstance(entry, SourceError):
-                    raise InferError(str(entry))
-                if isinstance(entry, ImportError):  # a video without PyAV or OpenCV
-                    raise InferError(str(entry), code=3)
-                raise entry
-            item, fut = entry
-            res = fut.result()
-            if isinstance(res, dict):
-                report_skip(res)
-                continue
-            group.append(res)
-            if len(group) == batch:
-                submit(group)
-                group = []
-        if group:
-            submit(group)
-        while pending:
-            finish(*pending.popleft())
+        with _ReadAhead(source, journal, prepare, max(1, int(opts.workers)), batch) as reader:
+            for res in reader.results():
+                batches.add(res)
+            batches.flush()
     except KeyboardInterrupt:
         interrupted = True
+        batches.discard()
     finally:
-        stop.set()
-        pool.shutdown(wait=True, cancel_futures=True)
-        feeder.join(timeout=5)
         bar.close()
     wall = time.perf_counter() - t_start
-    if interrupted:
-        while pending:  # results already submitted are discarded; their images run again on resume
-            pending.popleft()
-    summary = summarize_run(source, spec, opts, journal, batch, times, processed, resumed, wall, interrupted,
-                            runner, gt)
+    summary = summarize_run(source, spec, opts, journal, batch, times, batches.processed, resumed, wall,
+                            interrupted, runner, gt)
     summary["source_changes"] = changes
-    summary["warnings"] = source_changes_warning(changes, out)
+    summary["warnings"] = source_changes_warning(changes, Path(opts.out))
     return summary
 
 

@@ -38,6 +38,7 @@ __all__ = ["main"]
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = {"infer.py (one process)": [], "infer.py --ray, 1 actor": ["--ray", "--ray-actors", "1"],
            "infer.py --ray, 2 actors": ["--ray", "--ray-actors", "2"]}
+STAGES = ("decode", "preprocess", "inference", "postprocess")
 
 
 def _loadavg() -> str:
@@ -136,24 +137,32 @@ def _main(argv) -> int:
 
 
 def _write(out: Path, meta, table, runs) -> None:
-    med = {name: {k: _median([dict(v=r["stages_ms_p50"].get(k)) for r in runs if r["config"] == name], "v")
-                  for k in ("decode", "preprocess", "inference", "postprocess")} for name in CONFIGS}
+    """``ray_batch.json`` (every number) and ``ray_batch.md`` (the tables and what they show) into ``out``."""
+    atomic_write(out / "ray_batch.json", lambda t: Path(t).write_text(json.dumps({**meta, "table": table,
+                                                                                  "runs": runs}, indent=2)))
+    text = _markdown(meta, table, _stage_medians(runs))
+    atomic_write(out / "ray_batch.md", lambda t: Path(t).write_text(text))
+
+
+def _stage_medians(runs) -> dict[str, dict[str, Any]]:
+    """Per configuration and stage, the median over the rounds of each run's median stage time (ms)."""
+    return {name: {k: _median([dict(v=r["stages_ms_p50"].get(k)) for r in runs if r["config"] == name], "v")
+                   for k in STAGES} for name in CONFIGS}
+
+
+def _markdown(meta, table, med) -> str:
+    """The report: results table, per-stage table, and the reading of both (numbers taken from them)."""
     names = list(CONFIGS)
     first = [r["first_result_s"] for r in table]
     outside = [round(r["command_wall_s"] - meta["images"] / r["run_img_s"], 1) for r in table]  # not in the run
     stage = {k: [med[n][k] for n in names] for k in ("inference", "preprocess", "postprocess")}
     cpu_ms = round(med[names[2]]["decode"] + med[names[2]]["preprocess"], 1)  # least contended: 1 thread per actor
     per_core = int(1000 / cpu_ms) if cpu_ms else "?"
-    stages = "\n".join(
-        f"| {name} | " + " | ".join(str(_median([dict(v=r["stages_ms_p50"].get(k)) for r in runs if r["config"] == name],
-                                                "v")) for k in ("decode", "preprocess", "inference", "postprocess")) + " |"
-        for name in CONFIGS)
-    atomic_write(out / "ray_batch.json", lambda t: Path(t).write_text(json.dumps({**meta, "table": table,
-                                                                                  "runs": runs}, indent=2)))
+    stages = "\n".join(f"| {name} | " + " | ".join(str(med[name][k]) for k in STAGES) + " |" for name in CONFIGS)
     rows = "\n".join(f"| {r['config']} | {r['command_wall_s']} | {r['end_to_end_img_s']} | {r['run_img_s']} | "
                      f"{r['steady_img_s']} | {r['first_result_s'] if r['first_result_s'] is not None else '-'} |"
                      for r in table)
-    text = f"""# Batch detection: one process vs Ray Data
+    return f"""# Batch detection: one process vs Ray Data
 
 Command: `{meta['command']}` ({meta['date']}); {meta['images']} synthetic scenes (1242x375 JPEG), demo detector
 (ONNX, ONNX Runtime CPU), batch {meta['batch']}, {meta['rounds']} round(s), medians. Machine: {meta['machine']}, shared
@@ -208,7 +217,6 @@ min(N x engine rate, decode cores x {per_core} img/s, storage read rate), and th
 next step. The driver writes every result to one journal (one fsync per batch); its rate was not measured
 here; at fleet scale the input list can be sharded over several drivers, one output folder each.
 """
-    atomic_write(out / "ray_batch.md", lambda t: Path(t).write_text(text))
 
 
 if __name__ == "__main__":

@@ -3,8 +3,10 @@ import json
 import numpy as np
 import pytest
 
-from cat_deploy.data import synthetic as S
 from cat_deploy.data.synthetic import CLASSES, generate_dataset, main, parse_size, render_scene
+from cat_deploy.data.synthetic.annotations import _annotate
+from cat_deploy.data.synthetic.scene import _composite
+from cat_deploy.data.synthetic.sprites import _Thing
 
 W, H = 640, 192
 
@@ -55,7 +57,7 @@ def _rect_thing(z, category, box):
     def draw(d, f):
         d.rectangle(f.r(0, 0, 1, 1), fill=(200, 30, 30, 255))
 
-    return S._Thing(z, category, box, draw)
+    return _Thing(z, category, box, draw)
 
 
 def test_occlusion_and_frame_edge_make_ignore_boxes():
@@ -71,10 +73,10 @@ def test_occlusion_and_frame_edge_make_ignore_boxes():
     placed = []
     for t in things:
         inst = len(placed) + 1 if t.category else 0
-        res = S._composite(scene, ids, t, inst)
+        res = _composite(scene, ids, t, inst)
         if t.category:
             placed.append((t.category, res))
-    car, cyclist, truck = S._annotate(np.asarray(ids), placed)
+    car, cyclist, truck = _annotate(np.asarray(ids), placed)
     assert truck == dict(category_id=2, bbox=[0.0, 0.0, 45.0, 45.0], area=2025.0, iscrowd=0)
     assert car["bbox"] == [45.0, 10.0, 5.0, 30.0] and car["iscrowd"] == 1  # 5/40 visible
     assert cyclist["bbox"] == [70.0, 10.0, 30.0, 30.0] and cyclist["iscrowd"] == 0  # 28/60 columns visible
