@@ -37,6 +37,7 @@ namespace {
 
 constexpr const char* kDomain = "ai.onnx.contrib";
 constexpr int kLanes = 8;
+constexpr int64_t kMaxTaps = 31;  // Gaussian kernel sizes the kernels hold on the stack
 typedef float v8f __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
 using half = _Float16;
@@ -148,130 +149,185 @@ struct PoolArgs {
   PoolShape s;
 };
 
-// Gaussian k x 1 (along H) of row h of plane p [H, W] into out [W], rows clamped (replicate padding).
-CAT_INLINE void blur_rows(const float* p, int64_t H, int64_t W, int64_t h, const float* tap, int64_t k, float* out) {
-  const int64_t r = k / 2;
+// Gaussian k x 1 (along H) of one row into out [W]: rows[j] is the input row h + j - k/2, clamped to the map
+// (replicate padding), tap[j] its weight.
+template <int K>
+CAT_INLINE void blur_rows(const float* const* rows, const float* tap, int64_t k_runtime, int64_t W, float* out) {
+  const int64_t k = K > 0 ? K : k_runtime;
   int64_t w = 0;
   for (; w + kLanes <= W; w += kLanes) {
-    v8f acc = splat(0.0f);
-    for (int64_t j = 0; j < k; ++j) acc += splat(tap[j]) * load(p + std::clamp(h + j - r, int64_t{0}, H - 1) * W + w);
+    v8f acc = splat(tap[0]) * load(rows[0] + w);
+    for (int64_t j = 1; j < k; ++j) acc += splat(tap[j]) * load(rows[j] + w);
     store(out + w, acc);
   }
   for (; w < W; ++w) {
-    float acc = 0.0f;
-    for (int64_t j = 0; j < k; ++j) acc += tap[j] * p[std::clamp(h + j - r, int64_t{0}, H - 1) * W + w];
+    float acc = tap[0] * rows[0][w];
+    for (int64_t j = 1; j < k; ++j) acc += tap[j] * rows[j][w];
     out[w] = acc;
   }
 }
 
-// Gaussian 1 x k (along W) of a row padded by r replicated values on each side (padded [W + 2r]) into out [W].
-CAT_INLINE void blur_cols(const float* padded, int64_t W, const float* tap, int64_t k, float* out) {
+// Gaussian 1 x k (along W) of a row padded by k/2 replicated values on each side (padded [W + k - 1]) into out [W].
+template <int K>
+CAT_INLINE void blur_cols(const float* padded, const float* tap, int64_t k_runtime, int64_t W, float* out) {
+  const int64_t k = K > 0 ? K : k_runtime;
   int64_t w = 0;
   for (; w + kLanes <= W; w += kLanes) {
-    v8f acc = splat(0.0f);
-    for (int64_t j = 0; j < k; ++j) acc += splat(tap[j]) * load(padded + w + j);
+    v8f acc = splat(tap[0]) * load(padded + w);
+    for (int64_t j = 1; j < k; ++j) acc += splat(tap[j]) * load(padded + w + j);
     store(out + w, acc);
   }
   for (; w < W; ++w) {
-    float acc = 0.0f;
-    for (int64_t j = 0; j < k; ++j) acc += tap[j] * padded[w + j];
+    float acc = tap[0] * padded[w];
+    for (int64_t j = 1; j < k; ++j) acc += tap[j] * padded[w + j];
     out[w] = acc;
   }
 }
 
-// One task: the channels of group g of sample b. Writes their channel statistics and the group's partial
-// spatial statistics.
-template <typename T>
-CAT_INLINE void pool_group(const PoolArgs<T>& a, size_t task) {
-  const PoolShape& s = a.s;
-  const int64_t b = static_cast<int64_t>(task) / s.groups, g = static_cast<int64_t>(task) % s.groups;
-  const int64_t H = s.H, W = s.W, HW = H * W, k = s.k, r = k / 2;
-  const int64_t c0 = g * s.per_group, c1 = std::min(s.C, c0 + s.per_group);
-  float* acc_sum = a.partial + static_cast<int64_t>(task) * 5 * HW;
-  float *acc_max = acc_sum + HW, *acc_m = acc_max + HW, *acc_s = acc_m + HW, *acc_t = acc_s + HW;
+// Running statistics of one position chunk: over the positions' channels (spatial) and per channel (over positions).
+struct ChannelAcc {
+  v8f sum, max, gmp;
+};
 
-  thread_local std::vector<float> buf;
-  buf.resize(static_cast<size_t>((std::is_same_v<T, float> ? 0 : HW) + 3 * W + 2 * r + k));
-  float* tap = buf.data();
-  float* padded = tap + k;           // [W + 2r]: the k x 1 row with its replicated border
-  float* row2 = padded + W + 2 * r;  // [W]: the k x k row
-  float* plane = row2 + W;           // [HW]: FP32 copy of an FP16 plane
+// The CB channels' rows h of one chunk of n <= 8 positions: folds them into the group's per-position statistics
+// (registers) and into each channel's sums and maxima. `first`: the group's statistics start here.
+template <int CB>
+CAT_INLINE void fold_chunk(const float* const* xrow, const float* const* gmp_c, const float* const* gmp_s, int64_t w,
+                           int n, bool first, float* acc, int64_t HW, ChannelAcc* ch) {
   const v8f ninf = splat(-std::numeric_limits<float>::infinity());
+  const v8i valid = lanes_below(n);
+  v8f sum, mx, m, s, t;
+  int q0 = 0;
+  if (first) {
+    const v8f x0 = load_any(xrow[0] + w, n, 0.0f);
+    sum = x0, mx = load_any(gmp_s[0] + w, n, 0.0f), m = x0, s = splat(1.0f), t = splat(0.0f);
+    ch[0].sum += x0;
+    ch[0].max = vmax(ch[0].max, valid ? x0 : ninf);
+    ch[0].gmp = vmax(ch[0].gmp, valid ? load_any(gmp_c[0] + w, n, 0.0f) : ninf);
+    q0 = 1;
+  } else {
+    sum = load_any(acc, n, 0.0f), mx = load_any(acc + HW, n, 0.0f), m = load_any(acc + 2 * HW, n, 0.0f);
+    s = load_any(acc + 3 * HW, n, 1.0f), t = load_any(acc + 4 * HW, n, 0.0f);
+  }
+  for (int q = q0; q < CB; ++q) {
+    const v8f xv = load_any(xrow[q] + w, n, 0.0f);
+    ch[q].sum += xv;
+    ch[q].max = vmax(ch[q].max, valid ? xv : ninf);
+    ch[q].gmp = vmax(ch[q].gmp, valid ? load_any(gmp_c[q] + w, n, 0.0f) : ninf);
+    sum += xv;
+    mx = vmax(mx, load_any(gmp_s[q] + w, n, 0.0f));
+    // online GEP over channels: one exponential, of -|x - m|, whichever of x and m is larger
+    const v8f d = xv - m, e = vexp(-vabs(d));
+    const v8i grows = d > splat(0.0f);
+    t = grows ? e * (t - d * s) : t + d * e;
+    s = grows ? s * e + splat(1.0f) : s + e;
+    m = grows ? xv : m;
+  }
+  store_any(acc, sum, n);
+  store_any(acc + HW, mx, n);
+  store_any(acc + 2 * HW, m, n);
+  store_any(acc + 3 * HW, s, n);
+  store_any(acc + 4 * HW, t, n);
+}
 
-  for (int64_t c = c0; c < c1; ++c) {
-    const T* xin = a.x + (b * s.C + c) * HW;
-    const float* xp;
+// Channels [c, c + CB) of sample b (a block of a task's group): their channel statistics, and their rows folded
+// into the group's per-position statistics `acc` [5, H, W]. `buf` holds the block's scratch rows.
+template <typename T, int CB, int K>
+CAT_INLINE void pool_block(const PoolArgs<T>& a, int64_t b, int64_t c, bool first, float* acc, float* buf) {
+  const PoolShape& s = a.s;
+  const int64_t H = s.H, W = s.W, HW = H * W, k = K > 0 ? K : s.k, r = k / 2;
+  const float* xp[CB];
+  float tap[CB][kMaxTaps];
+  float *padded[CB], *row2[CB];
+  for (int q = 0; q < CB; ++q) {
+    const T* xin = a.x + (b * s.C + c + q) * HW;
+    float* rows = buf + q * (2 * W + 2 * r);
+    padded[q] = rows;
+    row2[q] = rows + W + 2 * r;
     if constexpr (std::is_same_v<T, float>) {
-      xp = xin;
+      xp[q] = xin;
     } else {
+      float* plane = buf + CB * (2 * W + 2 * r) + q * HW;
       for (int64_t i = 0; i < HW; ++i) plane[i] = static_cast<float>(xin[i]);
-      xp = plane;
+      xp[q] = plane;
     }
-    for (int64_t j = 0; j < k; ++j) tap[j] = static_cast<float>(a.taps[c * k + j]);
-    const bool first = c == c0;
-    v8f csum = splat(0.0f), cmax = ninf, cgmp = ninf;
-
-    for (int64_t h = 0; h < H; ++h) {
-      const float* xrow = xp + h * W;
-      const float *gmp_c = xrow, *gmp_s = xrow;  // rows whose maxima are channel and spatial GMP
-      if (s.filter != kNone) {
-        float* row1 = padded + r;
-        blur_rows(xp, H, W, h, tap, k, row1);
-        for (int64_t j = 0; j < r; ++j) {
-          padded[j] = row1[0];
-          row1[W + j] = row1[W - 1];
-        }
-        blur_cols(padded, W, tap, k, row2);
-        gmp_c = s.filter == kPaper ? row1 : row2;
-        gmp_s = row2;
+    for (int64_t j = 0; j < k; ++j) tap[q][j] = static_cast<float>(a.taps[(c + q) * k + j]);
+  }
+  ChannelAcc ch[CB];
+  for (int q = 0; q < CB; ++q) {
+    ch[q].sum = splat(0.0f);
+    ch[q].max = ch[q].gmp = splat(-std::numeric_limits<float>::infinity());
+  }
+  for (int64_t h = 0; h < H; ++h) {
+    const float *xrow[CB], *gmp_c[CB], *gmp_s[CB];  // rows whose maxima are channel and spatial GMP
+    for (int q = 0; q < CB; ++q) {
+      xrow[q] = gmp_c[q] = gmp_s[q] = xp[q] + h * W;
+      if (s.filter == kNone) continue;
+      const float* rows[kMaxTaps];
+      for (int64_t j = 0; j < k; ++j) rows[j] = xp[q] + std::clamp(h + j - r, int64_t{0}, H - 1) * W;
+      float* row1 = padded[q] + r;
+      blur_rows<K>(rows, tap[q], k, W, row1);
+      for (int64_t j = 0; j < r; ++j) {
+        padded[q][j] = row1[0];
+        row1[W + j] = row1[W - 1];
       }
-      v8f rsum = splat(0.0f);
-      for (int64_t w = 0; w < W; w += kLanes) {
-        const int n = static_cast<int>(std::min<int64_t>(kLanes, W - w));
-        const v8i valid = lanes_below(n);
-        const v8f xv = load_any(xrow + w, n, 0.0f);
-        rsum += xv;
-        cmax = vmax(cmax, valid ? xv : ninf);
-        cgmp = vmax(cgmp, valid ? load_any(gmp_c + w, n, 0.0f) : ninf);
-        const v8f sv = load_any(gmp_s + w, n, 0.0f);
-        const int64_t p = h * W + w;
-        v8f sum = xv, mx = sv, m = xv, es = splat(1.0f), et = splat(0.0f);
-        if (!first) {
-          // online GEP over channels: one exponential, of -|x - m|, whichever of x and m is larger
-          const v8f m0 = load_any(acc_m + p, n, 0.0f), s0 = load_any(acc_s + p, n, 1.0f);
-          const v8f t0 = load_any(acc_t + p, n, 0.0f);
-          const v8f d = xv - m0, e = vexp(-vabs(d));
-          const v8i grows = d > splat(0.0f);
-          sum = load_any(acc_sum + p, n, 0.0f) + xv;
-          mx = vmax(load_any(acc_max + p, n, 0.0f), sv);
-          m = grows ? xv : m0;
-          es = grows ? s0 * e + splat(1.0f) : s0 + e;
-          et = grows ? e * (t0 - d * s0) : t0 + d * e;
-        }
-        store_any(acc_sum + p, sum, n);
-        store_any(acc_max + p, mx, n);
-        store_any(acc_m + p, m, n);
-        store_any(acc_s + p, es, n);
-        store_any(acc_t + p, et, n);
-      }
-      csum += rsum;
+      blur_cols<K>(padded[q], tap[q], k, W, row2[q]);
+      gmp_c[q] = s.filter == kPaper ? row1 : row2[q];
+      gmp_s[q] = row2[q];
     }
+    int64_t w = 0;
+    for (; w + kLanes <= W; w += kLanes) fold_chunk<CB>(xrow, gmp_c, gmp_s, w, kLanes, first, acc + h * W + w, HW, ch);
+    if (w < W) fold_chunk<CB>(xrow, gmp_c, gmp_s, w, static_cast<int>(W - w), first, acc + h * W + w, HW, ch);
+  }
 
-    // channel GEP: a second pass over the plane, shifted by its maximum
-    const float mc = hmax(cmax);
+  for (int q = 0; q < CB; ++q) {
+    // channel GEP: a second pass over the plane (now in L1/L2), shifted by its maximum
+    const float mc = hmax(ch[q].max);
     v8f es = splat(0.0f), et = splat(0.0f);
-    for (int64_t i = 0; i < HW; i += kLanes) {
-      const int n = static_cast<int>(std::min<int64_t>(kLanes, HW - i));
-      const v8f z = load_any(xp + i, n, mc) - splat(mc);
-      const v8f e = lanes_below(n) ? vexp(z) : splat(0.0f);
+    int64_t i = 0;
+    for (; i + kLanes <= HW; i += kLanes) {
+      const v8f z = load(xp[q] + i) - splat(mc), e = vexp(z);
+      es += e;
+      et += z * e;
+    }
+    if (i < HW) {
+      const int n = static_cast<int>(HW - i);
+      const v8f z = load_n(xp[q] + i, n, mc) - splat(mc), e = lanes_below(n) ? vexp(z) : splat(0.0f);
       es += e;
       et += z * e;
     }
     const float es_c = hsum(es), et_c = hsum(et);
-    T* ch = a.channel + b * 3 * s.C + c;
-    ch[0] = static_cast<T>(hsum(csum) / static_cast<float>(HW));
-    ch[s.C] = static_cast<T>(hmax(cgmp));
-    ch[2 * s.C] = static_cast<T>(std::log(es_c) - et_c / es_c);
+    T* out = a.channel + b * 3 * s.C + c + q;
+    out[0] = static_cast<T>(hsum(ch[q].sum) / static_cast<float>(HW));
+    out[s.C] = static_cast<T>(hmax(ch[q].gmp));
+    out[2 * s.C] = static_cast<T>(std::log(es_c) - et_c / es_c);
+  }
+}
+
+constexpr int kBlock = 4;  // channels folded together into the per-position statistics
+
+// One task: the channels of group g of sample b. Writes their channel statistics and the group's partial
+// spatial statistics (sum, max, m, s, t) [5, H, W].
+template <typename T, int K>
+CAT_INLINE void pool_group_k(const PoolArgs<T>& a, size_t task) {
+  const PoolShape& s = a.s;
+  const int64_t b = static_cast<int64_t>(task) / s.groups, g = static_cast<int64_t>(task) % s.groups;
+  const int64_t HW = s.H * s.W, c0 = g * s.per_group, c1 = std::min(s.C, c0 + s.per_group);
+  float* acc = a.partial + static_cast<int64_t>(task) * 5 * HW;
+  thread_local std::vector<float> buf;
+  buf.resize(static_cast<size_t>(kBlock * ((std::is_same_v<T, float> ? 0 : HW) + 2 * s.W + s.k)));
+  int64_t c = c0;
+  for (; c + kBlock <= c1; c += kBlock) pool_block<T, kBlock, K>(a, b, c, c == c0, acc, buf.data());
+  for (; c < c1; ++c) pool_block<T, 1, K>(a, b, c, c == c0, acc, buf.data());
+}
+
+template <typename T>
+CAT_INLINE void pool_group(const PoolArgs<T>& a, size_t task) {
+  switch (a.s.k) {  // the common kernel sizes with their loops unrolled
+    case 3: return pool_group_k<T, 3>(a, task);
+    case 5: return pool_group_k<T, 5>(a, task);
+    case 7: return pool_group_k<T, 7>(a, task);
+    default: return pool_group_k<T, 0>(a, task);
   }
 }
 
@@ -443,8 +499,9 @@ struct PoolKernel {
     if (xs.size() != 4) fail("FusedCatPool: x must be 4-D [B, C, H, W], got rank " + std::to_string(xs.size()));
     const int64_t B = xs[0], C = xs[1], H = xs[2], W = xs[3];
     if (C < 1 || H < 1 || W < 1) fail("FusedCatPool: x must have C, H, W >= 1, got " + shape_str(xs));
-    if (ts.size() != 2 || ts[0] != C || ts[1] < 1 || ts[1] % 2 == 0)
-      fail("FusedCatPool: taps must be [C, k] = [" + std::to_string(C) + ", k] with k odd, got " + shape_str(ts));
+    if (ts.size() != 2 || ts[0] != C || ts[1] < 1 || ts[1] % 2 == 0 || ts[1] > kMaxTaps)
+      fail("FusedCatPool: taps must be [C, k] = [" + std::to_string(C) + ", k] with k odd and <= " +
+           std::to_string(kMaxTaps) + ", got " + shape_str(ts));
     PoolShape s{B, C, H, W, ts[1], 0, 0, 0, filter};
     s.per_group = std::max<int64_t>(32, (C + 15) / 16);  // at most 16 groups: the merge reads 5 values per group
     s.groups = (C + s.per_group - 1) / s.per_group;
