@@ -151,9 +151,7 @@ struct PoolArgs {
 
 // Gaussian k x 1 (along H) of one row into out [W]: rows[j] is the input row h + j - k/2, clamped to the map
 // (replicate padding), tap[j] its weight.
-template <int K>
-CAT_INLINE void blur_rows(const float* const* rows, const float* tap, int64_t k_runtime, int64_t W, float* out) {
-  const int64_t k = K > 0 ? K : k_runtime;
+CAT_INLINE void blur_rows(const float* const* rows, const float* tap, int64_t k, int64_t W, float* out) {
   int64_t w = 0;
   for (; w + kLanes <= W; w += kLanes) {
     v8f acc = splat(tap[0]) * load(rows[0] + w);
@@ -168,9 +166,7 @@ CAT_INLINE void blur_rows(const float* const* rows, const float* tap, int64_t k_
 }
 
 // Gaussian 1 x k (along W) of a row padded by k/2 replicated values on each side (padded [W + k - 1]) into out [W].
-template <int K>
-CAT_INLINE void blur_cols(const float* padded, const float* tap, int64_t k_runtime, int64_t W, float* out) {
-  const int64_t k = K > 0 ? K : k_runtime;
+CAT_INLINE void blur_cols(const float* padded, const float* tap, int64_t k, int64_t W, float* out) {
   int64_t w = 0;
   for (; w + kLanes <= W; w += kLanes) {
     v8f acc = splat(tap[0]) * load(padded + w);
@@ -232,10 +228,10 @@ CAT_INLINE void fold_chunk(const float* const* xrow, const float* const* gmp_c, 
 
 // Channels [c, c + CB) of sample b (a block of a task's group): their channel statistics, and their rows folded
 // into the group's per-position statistics `acc` [5, H, W]. `buf` holds the block's scratch rows.
-template <typename T, int CB, int K>
+template <typename T, int CB>
 CAT_INLINE void pool_block(const PoolArgs<T>& a, int64_t b, int64_t c, bool first, float* acc, float* buf) {
   const PoolShape& s = a.s;
-  const int64_t H = s.H, W = s.W, HW = H * W, k = K > 0 ? K : s.k, r = k / 2;
+  const int64_t H = s.H, W = s.W, HW = H * W, k = s.k, r = k / 2;
   const float* xp[CB];
   float tap[CB][kMaxTaps];
   float *padded[CB], *row2[CB];
@@ -266,12 +262,12 @@ CAT_INLINE void pool_block(const PoolArgs<T>& a, int64_t b, int64_t c, bool firs
       const float* rows[kMaxTaps];
       for (int64_t j = 0; j < k; ++j) rows[j] = xp[q] + std::clamp(h + j - r, int64_t{0}, H - 1) * W;
       float* row1 = padded[q] + r;
-      blur_rows<K>(rows, tap[q], k, W, row1);
+      blur_rows(rows, tap[q], k, W, row1);
       for (int64_t j = 0; j < r; ++j) {
         padded[q][j] = row1[0];
         row1[W + j] = row1[W - 1];
       }
-      blur_cols<K>(padded[q], tap[q], k, W, row2[q]);
+      blur_cols(padded[q], tap[q], k, W, row2[q]);
       gmp_c[q] = s.filter == kPaper ? row1 : row2[q];
       gmp_s[q] = row2[q];
     }
@@ -308,8 +304,8 @@ constexpr int kBlock = 4;  // channels folded together into the per-position sta
 
 // One task: the channels of group g of sample b. Writes their channel statistics and the group's partial
 // spatial statistics (sum, max, m, s, t) [5, H, W].
-template <typename T, int K>
-CAT_INLINE void pool_group_k(const PoolArgs<T>& a, size_t task) {
+template <typename T>
+CAT_INLINE void pool_group(const PoolArgs<T>& a, size_t task) {
   const PoolShape& s = a.s;
   const int64_t b = static_cast<int64_t>(task) / s.groups, g = static_cast<int64_t>(task) % s.groups;
   const int64_t HW = s.H * s.W, c0 = g * s.per_group, c1 = std::min(s.C, c0 + s.per_group);
@@ -317,18 +313,8 @@ CAT_INLINE void pool_group_k(const PoolArgs<T>& a, size_t task) {
   thread_local std::vector<float> buf;
   buf.resize(static_cast<size_t>(kBlock * ((std::is_same_v<T, float> ? 0 : HW) + 2 * s.W + s.k)));
   int64_t c = c0;
-  for (; c + kBlock <= c1; c += kBlock) pool_block<T, kBlock, K>(a, b, c, c == c0, acc, buf.data());
-  for (; c < c1; ++c) pool_block<T, 1, K>(a, b, c, c == c0, acc, buf.data());
-}
-
-template <typename T>
-CAT_INLINE void pool_group(const PoolArgs<T>& a, size_t task) {
-  switch (a.s.k) {  // the common kernel sizes with their loops unrolled
-    case 3: return pool_group_k<T, 3>(a, task);
-    case 5: return pool_group_k<T, 5>(a, task);
-    case 7: return pool_group_k<T, 7>(a, task);
-    default: return pool_group_k<T, 0>(a, task);
-  }
+  for (; c + kBlock <= c1; c += kBlock) pool_block<T, kBlock>(a, b, c, c == c0, acc, buf.data());
+  for (; c < c1; ++c) pool_block<T, 1>(a, b, c, c == c0, acc, buf.data());
 }
 
 // One merge task: positions [i0, i0 + chunk) of sample b, over the groups' partial statistics.
