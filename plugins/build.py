@@ -31,7 +31,7 @@ from cat_deploy import cli
 from cat_deploy.core.errors import MissingDependency
 from cat_deploy.core.plugin_ids import ORT_OPS_LIBRARY
 
-__all__ = ["HERE", "SOURCES", "FLAGS", "library_target", "find_headers", "fetch_headers", "build", "main"]
+__all__ = ["HERE", "SOURCES", "FLAGS", "library_target", "find_headers", "apt_sources", "fetch_headers", "build", "main"]
 
 HERE = Path(__file__).resolve().parent
 SOURCES = (HERE / "cpp" / "cat_ort_ops.cc",)
@@ -58,14 +58,15 @@ def find_headers() -> Path | None:
     return None
 
 
-def _apt_sources() -> tuple[str, str]:
+def apt_sources(etc: Path = Path("/etc/apt")) -> tuple[str, str]:
     """This system's Debian 12/13 apt sources with the suite names changed to Debian 13's: (text, file suffix).
 
-    deb822 stanzas (``/etc/apt/sources.list.d/*.sources``) when there are any, else one-line entries.
+    deb822 stanzas (``sources.list.d/*.sources``) when there are any, else one-line entries (``sources.list``,
+    ``sources.list.d/*.list``). The mirrors are the system's own.
     """
-    parts = Path("/etc/apt/sources.list.d")
+    parts = etc / "sources.list.d"
     stanzas = [s for f in sorted(parts.glob("*.sources")) for s in re.split(r"\n\s*\n", f.read_text())]
-    lines = [line for f in [Path("/etc/apt/sources.list"), *sorted(parts.glob("*.list"))] if f.is_file()
+    lines = [line for f in [etc / "sources.list", *sorted(parts.glob("*.list"))] if f.is_file()
              for line in f.read_text().splitlines() if line.strip().startswith("deb ")]
     debian = re.compile(r"\b(bookworm|trixie)\b")
     for entries, suffix, sep in (([s.strip() for s in stanzas if debian.search(s)], ".sources", "\n\n"),
@@ -95,7 +96,7 @@ def fetch_headers(dest: Path = CACHE) -> Path:
                                 "fetch them; set ORT_INCLUDE_DIR to a folder with onnxruntime_cxx_api.h")
     with tempfile.TemporaryDirectory(prefix="cat-deploy-ort-") as tmp:
         tmp = Path(tmp)
-        text, suffix = _apt_sources()
+        text, suffix = apt_sources()
         sources = tmp / f"debian{suffix}"
         sources.write_text(text)
         (tmp / "lists" / "partial").mkdir(parents=True)
