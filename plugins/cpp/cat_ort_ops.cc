@@ -105,6 +105,22 @@ CAT_INLINE v8f vexp(v8f x) {
   return under ? splat(0.0f) : y * (v8f)bits;
 }
 
+// e^x for x <= 0 (shifted exponents), the hot path: vexp without the upper clamp, and e^-87 instead of 0 below
+// -87 (1.6e-38: nothing next to s >= 1).
+CAT_INLINE v8f vexp_neg(v8f x) {
+  x = vmax(x, splat(-87.0f));
+  const v8f n = (x * splat(1.44269504088896341f) + splat(12582912.0f)) - splat(12582912.0f);
+  const v8f r = (x - n * splat(0.693359375f)) + n * splat(2.12194440e-4f);
+  v8f p = splat(1.9875691500e-4f);
+  p = p * r + splat(1.3981999507e-3f);
+  p = p * r + splat(8.3334519073e-3f);
+  p = p * r + splat(4.1665795894e-2f);
+  p = p * r + splat(1.6666665459e-1f);
+  p = p * r + splat(5.0000001201e-1f);
+  const v8f y = p * (r * r) + r + splat(1.0f);
+  return y * (v8f)((__builtin_convertvector(n, v8i) + 127) << 23);
+}
+
 // log x for normal x > 0, Cephes logf (relative error 8.1e-8 at worst on a grid over (1, 1e6)). Used for s >= 1.
 CAT_INLINE v8f vlog(v8f x) {
   const v8i bits = (v8i)x;
@@ -151,8 +167,10 @@ struct PoolArgs {
 };
 
 // Gaussian k x 1 (along H) of one row into out [W]: rows[j] is the input row h + j - k/2, clamped to the map
-// (replicate padding), tap[j] its weight.
-CAT_INLINE void blur_rows(const float* const* rows, const float* tap, int64_t k, int64_t W, float* out) {
+// (replicate padding), tap[j] its weight. K > 0: k = K, the loop over taps unrolled.
+template <int K>
+CAT_INLINE void blur_rows_k(const float* const* rows, const float* tap, int64_t k_any, int64_t W, float* out) {
+  const int64_t k = K > 0 ? K : k_any;
   int64_t w = 0;
   for (; w + kLanes <= W; w += kLanes) {
     v8f acc = splat(tap[0]) * load(rows[0] + w);
@@ -167,7 +185,9 @@ CAT_INLINE void blur_rows(const float* const* rows, const float* tap, int64_t k,
 }
 
 // Gaussian 1 x k (along W) of a row padded by k/2 replicated values on each side (padded [W + k - 1]) into out [W].
-CAT_INLINE void blur_cols(const float* padded, const float* tap, int64_t k, int64_t W, float* out) {
+template <int K>
+CAT_INLINE void blur_cols_k(const float* padded, const float* tap, int64_t k_any, int64_t W, float* out) {
+  const int64_t k = K > 0 ? K : k_any;
   int64_t w = 0;
   for (; w + kLanes <= W; w += kLanes) {
     v8f acc = splat(tap[0]) * load(padded + w);
@@ -178,6 +198,25 @@ CAT_INLINE void blur_cols(const float* padded, const float* tap, int64_t k, int6
     float acc = tap[0] * padded[w];
     for (int64_t j = 1; j < k; ++j) acc += tap[j] * padded[w + j];
     out[w] = acc;
+  }
+}
+
+// Called once per row, so not inlined into the pooling loops (one copy per instruction set, not per caller).
+CAT_DISPATCH void blur_rows(const float* const* rows, const float* tap, int64_t k, int64_t W, float* out) {
+  switch (k) {
+    case 3: return blur_rows_k<3>(rows, tap, k, W, out);
+    case 5: return blur_rows_k<5>(rows, tap, k, W, out);
+    case 7: return blur_rows_k<7>(rows, tap, k, W, out);
+    default: return blur_rows_k<0>(rows, tap, k, W, out);
+  }
+}
+
+CAT_DISPATCH void blur_cols(const float* padded, const float* tap, int64_t k, int64_t W, float* out) {
+  switch (k) {
+    case 3: return blur_cols_k<3>(padded, tap, k, W, out);
+    case 5: return blur_cols_k<5>(padded, tap, k, W, out);
+    case 7: return blur_cols_k<7>(padded, tap, k, W, out);
+    default: return blur_cols_k<0>(padded, tap, k, W, out);
   }
 }
 
@@ -214,7 +253,7 @@ CAT_INLINE void fold_chunk(const float* const* xrow, const float* const* gmp_c, 
     sum += xv;
     mx = vmax(mx, load_any(gmp_s[q] + w, n, 0.0f));
     // online GEP over channels: one exponential, of -|x - m|, whichever of x and m is larger
-    const v8f d = xv - m, e = vexp(-vabs(d));
+    const v8f d = xv - m, e = vexp_neg(-vabs(d));
     const v8i grows = d > splat(0.0f);
     t = grows ? e * (t - d * s) : t + d * e;
     s = grows ? s * e + splat(1.0f) : s + e;
@@ -283,7 +322,7 @@ CAT_INLINE void pool_block(const PoolArgs<T>& a, int64_t b, int64_t c, bool firs
     v8f es = splat(0.0f), et = splat(0.0f);
     int64_t i = 0;
     for (; i + kLanes <= HW; i += kLanes) {
-      const v8f z = load(xp[q] + i) - splat(mc), e = vexp(z);
+      const v8f z = load(xp[q] + i) - splat(mc), e = vexp_neg(z);
       es += e;
       et += z * e;
     }
@@ -335,7 +374,7 @@ CAT_INLINE void pool_merge(const PoolArgs<T>& a, size_t task) {
     for (int64_t g = 0; g < s.groups; ++g) {
       const float* q = part + g * 5 * HW + i;
       const v8f d = load_any(q + 2 * HW, n, 0.0f) - m, sg = load_any(q + 3 * HW, n, 1.0f);
-      const v8f e = vexp(d);
+      const v8f e = vexp_neg(d);
       sum += load_any(q, n, 0.0f);
       mx = vmax(mx, load_any(q + HW, n, 0.0f));
       es += sg * e;
