@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -37,8 +38,10 @@ HERE = Path(__file__).resolve().parent
 SOURCES = (HERE / "cpp" / "cat_ort_ops.cc",)
 HEADER = "onnxruntime_cxx_api.h"
 CACHE = HERE / "_build" / "include"
-# x86-64-v2 baseline; the vector kernels carry an x86-64-v3 (AVX2, FMA, F16C) clone picked at load time
-FLAGS = ("-O3", "-std=c++17", "-march=x86-64-v2", "-shared", "-fPIC", "-fvisibility=hidden", "-Wall", "-Wno-psabi")
+# x86-64: an x86-64-v2 (SSE4.2) baseline, and the vector kernels carry an x86-64-v3 (AVX2, FMA, F16C) clone
+# picked at load time; other CPUs: the compiler's default target
+FLAGS = ("-O3", "-std=c++17", *(("-march=x86-64-v2",) if platform.machine() in ("x86_64", "AMD64") else ()),
+         "-shared", "-fPIC", "-fvisibility=hidden", "-Wall", "-Wno-psabi")
 SUITES = {"bookworm": "trixie"}  # Debian 12 -> 13: libonnxruntime-dev exists from Debian 13 on
 FALLBACK = ("ONNX Runtime will run the fused CAT nodes with the Python twin instead "
             "(needs PyTorch and onnxruntime-extensions: pip install 'cat-deploy[plugin]')")

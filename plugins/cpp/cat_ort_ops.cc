@@ -43,7 +43,11 @@ typedef int32_t v8i __attribute__((vector_size(32)));
 using half = _Float16;
 
 #define CAT_INLINE inline __attribute__((always_inline))
+#if defined(__x86_64__)
 #define CAT_DISPATCH __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else  // other CPUs: the build's own instruction set only
+#define CAT_DISPATCH
+#endif
 
 // ----------------------------------------------------------------------------------------------- vector helpers
 CAT_INLINE v8f splat(float v) { return v8f{} + v; }
