@@ -141,6 +141,9 @@ def build(force: bool = False, log=print) -> Path:
     Raises :class:`MissingDependency` (one line) when the compiler or the headers are missing and cannot be
     fetched, :class:`RuntimeError` when the compiler fails.
     """
+    missing = [str(src) for src in SOURCES if not src.is_file()]
+    if missing:
+        raise MissingDependency(f"the C++ sources are not installed ({missing[0]}): build from a source checkout")
     compiler = shutil.which(os.environ.get("CXX", "g++"))
     if compiler is None:
         raise MissingDependency(f"no C++ compiler ({os.environ.get('CXX', 'g++')}) on PATH: apt-get install g++")
