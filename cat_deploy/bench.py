@@ -42,11 +42,13 @@ from .layers import set_gep
 from .models import create_model, exercise_cat
 from .models.profile import count_macs, count_params
 from .paths import OutputPathError, output_dir
+from .plugins.ort_library import fused_session_options
 from .validate.parity import TOLERANCES, compare_outputs
 
 VARIANTS = {  # name -> (attn, gep)
     "none": (None, None), "se": ("se", None), "eca": ("eca", None), "cbam": ("cbam", None),
     "cat-reference": ("cat", "reference"), "cat-stable": ("cat", "stable"),
+    "cat-plugin": ("cat", "plugin"),  # fused CAT pooling node; ONNX Runtime runs the compiled CPU operator
 }
 MODELS = {"resnet50": ("resnet50", (224, 224)), "detector": ("retinanet_tiny", (192, 640))}
 
@@ -83,7 +85,7 @@ def build(model_key: str, variant: str, size: Optional[tuple[int, int]] = None) 
 
 
 def _ort_session(path: Path, threads: int, profile_prefix: Optional[str] = None):
-    opts = onnxruntime.SessionOptions()
+    opts, _ = fused_session_options(path, onnxruntime.SessionOptions())
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     # No spin-waiting after a run: with several sessions interleaved, one session's spinning

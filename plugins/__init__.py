@@ -2,7 +2,9 @@
 
 * :mod:`.cat_pool_triton` -- the Triton kernels (PyTorch on a GPU; PTX for the TensorRT plugin);
 * :mod:`.cat_pool_trt` -- the TensorRT ahead-of-time plugin ``cat_deploy::FusedCatPool``;
-* :mod:`.cat_pool_ort` -- the ONNX Runtime CPU twin of the same ONNX node.
+* ``cpp/cat_ort_ops.cc`` -- the ONNX Runtime CPU operators of the fused nodes (C++), built by :mod:`.build`
+  into ``lib/`` and registered by :mod:`.ort_library` (torch-free);
+* :mod:`.cat_pool_ort` -- the ONNX Runtime CPU twin of the pooling node (Python; the fallback).
 
 The sources live in the repository's top-level ``plugins/`` folder; ``pyproject.toml`` maps it
 to ``cat_deploy.plugins`` in wheels, and the symlink ``cat_deploy/plugins`` does the same in a

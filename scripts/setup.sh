@@ -15,6 +15,10 @@ if ! python -c "import cat_deploy.plugins, torch, pytest, onnxruntime_extensions
   python -m pip install -q -e ".[dev]"
 fi
 deactivate
+# The compiled ONNX Runtime CPU operators of the fused CAT nodes (plugins/cpp -> plugins/lib; rebuilt only when the
+# sources change). Without a compiler, ONNX Runtime's headers or the network to fetch them, the build says so in one
+# line and the runtime uses the Python twin instead: the setup goes on (scripts/test.sh then fails their tests).
+.venv/bin/python -m cat_deploy.plugins.build || true
 # The Triton server bundled with nvidia-pytriton needs NumPy<2, so it gets an environment of its own: the
 # torch-free runtime its Python-backend models import, and nvidia-pytriton. .venv keeps NumPy 2.
 if [ ! -x .venv-serve/bin/python ]; then

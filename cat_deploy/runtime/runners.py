@@ -17,6 +17,7 @@ import numpy as np
 
 from ..core.errors import BackendUnavailable
 from ..core.optional import lazy_import
+from ..plugins.ort_library import fused_session_options
 
 if TYPE_CHECKING:
     import torch.nn as nn
@@ -25,8 +26,6 @@ __all__ = ["Runner", "TorchRunner", "OnnxRuntimeRunner", "BackendUnavailable", "
 
 torch = lazy_import("torch", "running a PyTorch checkpoint")
 ort = lazy_import("onnxruntime", "running an ONNX file")
-cat_pool_ort = lazy_import("cat_deploy.plugins.cat_pool_ort", "the fused CAT pooling node on ONNX Runtime (--gep plugin)",
-                           "or export with --gep stable")
 
 
 class Runner:
@@ -123,9 +122,10 @@ def ort_providers(device: str = "auto") -> list[str]:
 class OnnxRuntimeRunner(Runner):
     """ONNX Runtime session.
 
-    ``plugin`` says whether the graph holds the fused CAT pooling node (the sidecar's
-    ``gep == "plugin"``), whose CPU twin is then registered; ``None`` looks into the graph
-    (needs the onnx package, as the full install has).
+    ``plugin`` says whether the graph holds fused CAT nodes (the sidecar's ``gep == "plugin"``),
+    whose compiled CPU operators (or, when those are not built, the Python twin) are then registered;
+    ``None`` looks for them in the serialized graph. After :meth:`activate`, ``fused_ops`` says which
+    implementation runs them: ``"compiled"``, ``"twin"`` or None.
     """
 
     name = "onnxruntime"
@@ -136,12 +136,10 @@ class OnnxRuntimeRunner(Runner):
         self.path = Path(path)
         self.device, self.threads, self.model_bytes = device, threads, model_bytes
         self.session_options, self.plugin = session_options, plugin
-        self.session = None
+        self.session, self.fused_ops = None, None
 
     def activate(self):
-        model = self.model_bytes or self.path
-        plugin = cat_pool_ort.graph_has_plugin(model) if self.plugin is None else self.plugin
-        opts = cat_pool_ort.twin_session_options(self.session_options) if plugin else self.session_options
+        opts, self.fused_ops = fused_session_options(self.model_bytes or self.path, self.session_options, self.plugin)
         opts = opts or ort.SessionOptions()
         if self.threads:
             opts.intra_op_num_threads = self.threads

@@ -18,6 +18,7 @@ from plugin_cases import STATS, error_ratios
 from cat_deploy.export import ShapeProfile, cat_module_names, deploy_module, export_onnx, output_names
 from cat_deploy.core.plugin_ids import DOMAIN, OP_TYPE, PLUGIN_NAMESPACE
 from cat_deploy.layers import fused_cat_pool
+from cat_deploy.plugins import ort_library
 from cat_deploy.plugins.cat_pool_ort import graph_has_plugin
 from cat_deploy.export.precision import node_module_map
 from cat_deploy.layers import CAT, set_gep
@@ -27,6 +28,12 @@ from cat_deploy.runtime.runners import OnnxRuntimeRunner
 
 needs_ortx = pytest.mark.skipif(importlib.util.find_spec("onnxruntime_extensions") is None,
                                 reason="onnxruntime-extensions is not installed (pip install '.[plugin]')")
+
+
+@pytest.fixture
+def twin_only(monkeypatch):
+    """The runner falls back to the Python twin, as where the compiled library is not built."""
+    monkeypatch.setattr(ort_library, "library_path", lambda: None)
 
 
 class TwoCat(nn.Module):
@@ -82,13 +89,14 @@ def test_node_spec(two_cat):
 
 
 @needs_ortx
-def test_onnxruntime_twin_two_sizes(two_cat):
+def test_onnxruntime_twin_two_sizes(two_cat, twin_only):
     model, path = two_cat
     ref_model = TwoCat().eval()
     ref_model.load_state_dict(model.state_dict())
     set_gep(ref_model, "stable")
     assert_cat_reaches_output(ref_model, torch.randn(2, 3, 24, 20))
     with OnnxRuntimeRunner(path, device="cpu") as runner:  # the runner registers the twin itself
+        assert runner.fused_ops == "twin"
         for shape in [(2, 3, 24, 20), (1, 3, 33, 17)]:
             x = torch.randn(shape)
             with torch.no_grad():
@@ -111,7 +119,7 @@ class PoolOnly(nn.Module):
 
 @needs_ortx
 @pytest.mark.parametrize("filt", ["paper", "2d", "none"])
-def test_onnxruntime_twin_matches_float64_reference(tmp_path, filt):
+def test_onnxruntime_twin_matches_float64_reference(tmp_path, filt, twin_only):
     """The twin's six statistics against cat_pool_ref (numpy, float64, from docs/cat_spec.md), per element."""
     path = tmp_path / "pool.onnx"
     with torch.no_grad():
@@ -122,6 +130,7 @@ def test_onnxruntime_twin_matches_float64_reference(tmp_path, filt):
     assert graph_has_plugin(path)
     gen = np.random.default_rng(7)
     with OnnxRuntimeRunner(path, device="cpu") as runner:
+        assert runner.fused_ops == "twin"
         for shape, scale in [((2, 13, 9, 11), 1.0), ((1, 13, 17, 5), 4.0), ((2, 13, 1, 7), 30.0)]:
             x = (gen.standard_normal(shape) * scale).astype(np.float32)
             out = runner.infer({"images": x})

@@ -60,3 +60,25 @@ def test_a_checkpoint_without_pytorch_is_one_line(tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     err = proc.stderr.strip()
     assert err.count("\n") == 0 and "PyTorch" in err and "pip install 'cat-deploy[export]'" in err, err
+
+
+def test_infer_on_a_plugin_onnx_without_pytorch_runs_the_compiled_op(ort_ops_library, exported, tmp_path):
+    """``--gep plugin``: the fused nodes run through the C++ library (the Python twin needs PyTorch, blocked here);
+    detections match the full stack on the ``--gep stable`` export of the same checkpoint."""
+    from cat_deploy.exporter import ExportOptions, run_export
+    from cat_deploy.runtime.detect import DetectOptions, run_detection
+
+    plugin = run_export(ExportOptions(ckpt=str(DEMO), out=str(tmp_path / "plugin"), gep="plugin", validate=False,
+                                      simplify=False), log=lambda s: None)["onnx"]
+    run = "import runpy\nsys.argv = sys.argv[1:]\nrunpy.run_path(sys.argv[0], run_name='__main__')\n"
+    args = ["--images", ROOT / "assets" / "samples", "--device", "cpu", "--quiet", "--conf", "0.05"]
+    proc = _python(run, ROOT / "infer.py", "--engine", plugin, *args, "--out", tmp_path / "lean")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_detection(DetectOptions(engine=str(exported), images=str(ROOT / "assets" / "samples"), out=str(tmp_path / "full"),
+                                device="cpu", quiet=True, conf=0.05))
+    lean = json.loads((tmp_path / "lean" / "detections.json").read_text())["annotations"]
+    full = json.loads((tmp_path / "full" / "detections.json").read_text())["annotations"]
+    assert len(full) >= 10 and [(a["image_id"], a["category_id"]) for a in lean] == [
+        (a["image_id"], a["category_id"]) for a in full]
+    for a, b in zip(lean, full):
+        assert abs(a["score"] - b["score"]) <= 1e-4 and max(abs(u - v) for u, v in zip(a["bbox"], b["bbox"])) <= 0.05
