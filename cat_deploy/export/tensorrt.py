@@ -16,9 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+import onnx
+
 from ..core import optional
 from ..core.files import atomic_write
 from ..core.optional import lazy_import
+from ..core.plugin_ids import GATE_OP, graph_custom_ops
 from ..core.sidecar import ShapeProfile
 
 __all__ = ["require_tensorrt", "build_engine", "BuildFlags", "EngineBuildError", "TIMING_CACHE_REFUSED"]
@@ -85,8 +88,13 @@ def build_engine(
     ``precision`` only labels the sidecar: the (strongly typed) graph decides every tensor's
     dtype. Reuses and updates ``timing_cache`` when given; a cache TensorRT refuses (another
     GPU or version) is left untouched and the build goes on without it. Returns facts for
-    the sidecar's ``engine`` entry.
+    the sidecar's ``engine`` entry. A graph with fused-gate nodes (``--fuse-gate``, ONNX Runtime
+    only) is refused before TensorRT is needed.
     """
+    if GATE_OP in graph_custom_ops(onnx.load(str(onnx_path), load_external_data=False).graph):
+        raise EngineBuildError(f"'{onnx_path}' has FusedCatGate nodes (export.py --fuse-gate), which are for ONNX "
+                               "Runtime only: TensorRT fuses the gate's pointwise ops itself; re-export without "
+                               "--fuse-gate")
     trt = require_tensorrt()
     if register_plugin:
         cat_pool_trt.register_plugin()  # cat_deploy::FusedCatPool, before the parser meets the node
