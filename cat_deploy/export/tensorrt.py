@@ -71,6 +71,15 @@ def _timing_cache(trt, config, path: Optional[str | os.PathLike], log):
     return True
 
 
+def _has_fused_gate(onnx_path) -> bool:
+    """Whether the ONNX file holds FusedCatGate nodes; a file onnx cannot read is left to TensorRT's parser."""
+    try:
+        model = onnx.load(str(onnx_path), load_external_data=False)
+    except Exception:  # missing or not ONNX: the parser's error names it
+        return False
+    return GATE_OP in graph_custom_ops(model.graph)
+
+
 def build_engine(
     onnx_path: str | os.PathLike,
     engine_path: str | os.PathLike,
@@ -91,7 +100,7 @@ def build_engine(
     the sidecar's ``engine`` entry. A graph with fused-gate nodes (``--fuse-gate``, ONNX Runtime
     only) is refused before TensorRT is needed.
     """
-    if GATE_OP in graph_custom_ops(onnx.load(str(onnx_path), load_external_data=False).graph):
+    if _has_fused_gate(onnx_path):
         raise EngineBuildError(f"'{onnx_path}' has FusedCatGate nodes (export.py --fuse-gate), which are for ONNX "
                                "Runtime only: TensorRT fuses the gate's pointwise ops itself; re-export without "
                                "--fuse-gate")
