@@ -1,4 +1,4 @@
-"""Names of the fused CAT pooling node, shared by everything that writes, runs or builds it.
+"""Names of the fused CAT nodes (pooling, gate), shared by everything that writes, runs or builds them.
 
 One ONNX node ``FusedCatPool`` (domain ``ai.onnx.contrib``) stands for the six pooled
 statistics of one CAT module. The PyTorch op that exports it (``cat_deploy.layers.fused``),
