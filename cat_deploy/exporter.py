@@ -358,7 +358,9 @@ def _engine(model, onnx_path: Path, sidecar: Sidecar, profile: ShapeProfile, opt
                             flags=BuildFlags(opts.tf32, opts.version_compatible, opts.hardware_compatible))
     except (BackendUnavailable, EngineBuildError) as e:
         raise ExportFailed(str(e), code=3, written=written) from None
-    engine_sidecar = sidecar.replace(engine=info, onnx=onnx_path.name, versions=versions(), parity=None)
+    # the engine carries its plugin kernels (TensorRT AOT): no ONNX Runtime custom-op library to name
+    engine_sidecar = sidecar.replace(engine=info, onnx=onnx_path.name, versions=versions(), parity=None, custom_ops=(),
+                                     custom_ops_library=None)
     engine_sidecar = _write_sidecar(target, engine_sidecar, validated=False)
     written += [target, sidecar_path(target)]
     if opts.validate:
