@@ -5,6 +5,7 @@
     python export.py --ckpt model.pth --format trt --precision fp16 --dynamic --batch 8
     python export.py --ckpt classifier.pth --imgsz 224                 # one size: a square
     python export.py --ckpt model.pth --format onnx --per-module      # localise a mismatch
+    python export.py --ckpt model.pth --gep plugin --fuse-gate        # fused CAT nodes, for ONNX Runtime
     python export.py --ckpt model.pth --format trt --dynamic --batch 8 --triton-repo triton_repo
 
 Writes into --out (default: a folder named after the checkpoint) NAME.onnx (and NAME.engine),
@@ -33,6 +34,9 @@ def parse_args(argv=None) -> ExportOptions:
     p.add_argument("--gep", default=d.gep, choices=["reference", "stable", "plugin"],
                    help="GEP formulation: stable (default), reference (paper's formula, for comparison), "
                         "plugin (fused pooling operator)")
+    p.add_argument("--fuse-gate", action="store_true",
+                   help="one FusedCatGate node per CAT module for its final re-weighting (ONNX Runtime only; "
+                        "runs with the compiled cat-deploy ops library, or its Python twin)")
     p.add_argument("--precision", default=d.precision, choices=["fp32", "fp16", "int8"])
     p.add_argument("--calib-images", help="folder of calibration images for --precision int8")
     cli.add_imgsz_argument(p, "--imgsz", "input size (default: the model's)")
@@ -68,7 +72,7 @@ def parse_args(argv=None) -> ExportOptions:
     cli.add_debug_flag(p)
     a = p.parse_args(argv)
     return ExportOptions(
-        ckpt=a.ckpt, format=a.format, out=a.out, name=a.name, gep=a.gep, precision=a.precision,
+        ckpt=a.ckpt, format=a.format, out=a.out, name=a.name, gep=a.gep, fuse_gate=a.fuse_gate, precision=a.precision,
         imgsz=a.imgsz, batch=a.batch, dynamic=a.dynamic, min_imgsz=a.min_imgsz, max_imgsz=a.max_imgsz,
         nms=a.nms, conf=a.conf, iou=a.iou, max_det=a.max_det, opset=a.opset, simplify=not a.no_simplify,
         validate=not a.no_validate, per_module=a.per_module, samples=a.samples, val_images=a.val_images,

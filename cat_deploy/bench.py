@@ -6,13 +6,19 @@
     python -m cat_deploy.bench --models resnet50 --imgsz 160      # one size: a square
 
 For each model (ResNet-50 classifier at 224x224; the demo detector at its input size) and
-each variant (no attention, SE, ECA, CBAM, CAT with each GEP formulation), on weights where
+each variant (no attention, SE, ECA, CBAM, CAT with each GEP formulation, and with the fused
+pooling node, alone or with the fused gate node: ``cat-plugin``, ``cat-plugin-gate``), on weights where
 every CAT branch reaches the output (``exercise_cat``), it exports an ONNX
 file, refuses to time it unless it passes parity against PyTorch (FP32 thresholds of
 ``cat_deploy.validate.parity``), then times every (model, variant, backend) round-robin,
 one inference each per round, so machine drift hits all of them alike. Reports median and
 p90 latency, ratios to the plain backbone on the same backend, ONNX Runtime's speed-up over
-PyTorch eager, parameters and MACs, threads and machine. Writes ``bench_cpu.md``/``.json``
+PyTorch eager, parameters and MACs, threads and machine.
+
+The fused variants are timed on ONNX Runtime only, and only with the compiled ops library
+(``plugins/lib/libcat_deploy_ort_ops.so``): in PyTorch they run cat-stable's arithmetic, and the
+Python twins call PyTorch from inside ONNX Runtime, so either timing would say nothing about the
+fused nodes. Otherwise the report lists them as "not timed" with the reason. Writes ``bench_cpu.md``/``.json``
 and an ONNX Runtime profile of CAT (``cat_profile.md``) into ``--out``. Exit status: 0 ok,
 1 a variant failed parity (not timed; the tables are still written), 2 bad input,
 3 missing dependency, 4 internal error, 130 interrupted.
@@ -36,20 +42,22 @@ import torch
 
 from . import cli
 from .core.files import atomic_write
+from .core.plugin_ids import ORT_OPS_LIBRARY
 from .core.sidecar import ShapeProfile
 from .export.onnx import export_onnx
-from .layers import set_gep
+from .layers import set_fuse_gate, set_gep
 from .models import create_model, exercise_cat
 from .models.profile import count_macs, count_params
 from .paths import OutputPathError, output_dir
-from .plugins.ort_library import fused_session_options
+from .plugins.ort_library import library_path
 from .validate.parity import TOLERANCES, compare_outputs
 
-VARIANTS = {  # name -> (attn, gep)
-    "none": (None, None), "se": ("se", None), "eca": ("eca", None), "cbam": ("cbam", None),
-    "cat-reference": ("cat", "reference"), "cat-stable": ("cat", "stable"),
-    "cat-plugin": ("cat", "plugin"),  # fused CAT pooling node; ONNX Runtime runs the compiled CPU operator
+VARIANTS = {  # name -> (attn, gep, fused gate)
+    "none": (None, None, False), "se": ("se", None, False), "eca": ("eca", None, False), "cbam": ("cbam", None, False),
+    "cat-reference": ("cat", "reference", False), "cat-stable": ("cat", "stable", False),
+    "cat-plugin": ("cat", "plugin", False), "cat-plugin-gate": ("cat", "plugin", True),
 }
+FUSED = ("cat-plugin", "cat-plugin-gate")  # custom ONNX nodes: timed on ONNX Runtime with the compiled library only
 MODELS = {"resnet50": ("resnet50", (224, 224)), "detector": ("retinanet_tiny", (192, 640))}
 
 
@@ -74,18 +82,33 @@ def build(model_key: str, variant: str, size: Optional[tuple[int, int]] = None) 
     statistics, for every variant alike; latency does not depend on the values.
     """
     name, default_size = MODELS[model_key]
-    attn, gep = VARIANTS[variant]
+    attn, gep, fuse_gate = VARIANTS[variant]
     size = tuple(size or default_size)
     torch.manual_seed(0)
     model = create_model(name, attn=attn, num_classes=1000 if model_key == "resnet50" else 6, input_size=size)
     exercise_cat(model, seed=0, input_size=size)
     if gep:
         set_gep(model, gep)
+    set_fuse_gate(model, fuse_gate)
     return model.eval()
 
 
-def _ort_session(path: Path, threads: int, profile_prefix: Optional[str] = None):
-    opts, _ = fused_session_options(path, onnxruntime.SessionOptions())
+def not_timed_reason(variant: str, backend: str, library: Optional[Path]) -> Optional[str]:
+    """Why a (variant, backend) entry is not timed, or None when it is."""
+    if variant not in FUSED:
+        return None
+    if backend == "torch-cpu":
+        return "PyTorch runs cat-stable's arithmetic for the fused nodes (time cat-stable)"
+    if library is None:
+        return (f"needs the compiled ONNX Runtime ops library {ORT_OPS_LIBRARY} (not built); the Python twins "
+                "would time PyTorch called from ONNX Runtime, not the fused nodes")
+    return None
+
+
+def _ort_session(path: Path, threads: int, profile_prefix: Optional[str] = None, library: Optional[Path] = None):
+    opts = onnxruntime.SessionOptions()
+    if library is not None:
+        opts.register_custom_ops_library(str(library))
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     # No spin-waiting after a run: with several sessions interleaved, one session's spinning
@@ -103,6 +126,8 @@ def run(models: list[str], variants: list[str], backends: list[str], reps: int, 
     info = machine_info(threads)
     entries: dict[tuple[str, str, str], Any] = {}
     meta: dict[tuple[str, str], dict[str, Any]] = {}
+    not_timed: dict[str, str] = {}
+    library = library_path()
     with tempfile.TemporaryDirectory(prefix="cat-bench-") as tmp:
         for mk in models:
             size = tuple(imgsz or MODELS[mk][1])
@@ -114,12 +139,17 @@ def run(models: list[str], variants: list[str], backends: list[str], reps: int, 
                     ref = model(torch.from_numpy(x))
                 ref = {f"out{i}": t.numpy() for i, t in enumerate(ref if isinstance(ref, tuple) else (ref,))}
                 names = list(ref)
-                if "torch-cpu" in backends:
+                for b in backends:
+                    reason = not_timed_reason(v, b, library)
+                    if reason:
+                        not_timed[f"{mk}/{v}/{b}"] = reason
+                        log(f"  {mk}/{v}/{b}: not timed: {reason}")
+                if "torch-cpu" in backends and not not_timed_reason(v, "torch-cpu", library):
                     entries[(mk, v, "torch-cpu")] = lambda m=model, t=torch.from_numpy(x): m(t)
-                if "ort-cpu" in backends:
+                if "ort-cpu" in backends and not not_timed_reason(v, "ort-cpu", library):
                     path = Path(tmp) / f"{mk}_{v}.onnx"
                     export_onnx(model, path, ShapeProfile.make(size), names)
-                    sess = _ort_session(path, threads)
+                    sess = _ort_session(path, threads, library=library if v in FUSED else None)
                     got = dict(zip(names, sess.run(names, {"images": x})))
                     parity = compare_outputs(ref, got, TOLERANCES["fp32"])
                     row["parity"] = {n: {k: s[k] for k in ("max_abs", "cosine", "passed")} for n, s in parity.items()}
@@ -161,7 +191,7 @@ def run(models: list[str], variants: list[str], backends: list[str], reps: int, 
         r["ratio_to_none"] = r["median_ms"] / base["median_ms"] if base else None
         if r["backend"] == "ort-cpu" and (r["model"], r["variant"], "torch-cpu") in by:
             r["ort_speedup_vs_torch"] = by[(r["model"], r["variant"], "torch-cpu")]["median_ms"] / r["median_ms"]
-    report = {"machine": info, "reps": reps, "warmup": warmup, "results": results,
+    report = {"machine": info, "reps": reps, "warmup": warmup, "results": results, "not_timed": not_timed,
               "variants": {f"{mk}/{v}": {k: val for k, val in row.items() if k != "onnx_path"}
                            for (mk, v), row in meta.items()},
               "profile": profile}
@@ -220,6 +250,8 @@ def markdown(report: dict[str, Any]) -> str:
         sp = f"{r['ort_speedup_vs_torch']:.2f}" if r.get("ort_speedup_vs_torch") else ""
         lines.append(f"| {r['model']} | {r['variant']} | {r['backend']} | {r['median_ms']:.1f} | {r['p90_ms']:.1f} | "
                      f"{ratio} | {sp} | {v['params_m']:.2f} | {v['gmacs']:.2f} |")
+    if report.get("not_timed"):
+        lines += ["", "Not timed:", ""] + [f"- {key}: {why}" for key, why in report["not_timed"].items()]
     lines += ["", "Parity of every timed ONNX file against PyTorch (FP32 thresholds):", "",
               "| model/variant | output | max abs | cosine | passed |", "|---|---|---:|---:|---|"]
     for key, v in report["variants"].items():

@@ -28,15 +28,15 @@ import numpy as np
 from .checkpoint import load_model
 from .core.errors import BackendUnavailable, CheckpointError, PluginUnavailable
 from .core.optional import is_available
-from .core.plugin_ids import GEP_FORMULATIONS
+from .core.plugin_ids import GEP_FORMULATIONS, ORT_OPS_LIBRARY
 from .core.sidecar import PRECISIONS, Normalize, PostprocessOptions, ShapeProfile, Sidecar, sidecar_path
 from .data.image import ImageReadError, list_images, read_image
 from .export.deploy import deploy_module, output_names
-from .export.onnx import OPSET, export_onnx, opset_range
+from .export.onnx import OPSET, custom_ops, export_onnx, opset_range
 from .export.precision import MODELOPT_HINT, PrecisionError, convert_fp16, quantize_int8
 from .export.tensorrt import BuildFlags, EngineBuildError, build_engine
 from .export.versions import versions
-from .layers import cat_module_names, set_gep
+from .layers import cat_module_names, set_fuse_gate, set_gep
 from .paths import OutputPathError, output_dir, refuse_inputs
 from .runtime.processing import preprocess
 from .serve.detector import ServeConfig
@@ -61,6 +61,7 @@ class ExportOptions:
     out: Optional[str] = None
     name: str = "cat"
     gep: str = "stable"
+    fuse_gate: bool = False  # one FusedCatGate node per CAT module (ONNX Runtime only)
     precision: str = "fp32"
     imgsz: Optional[tuple[int, int]] = None
     batch: int = 1
@@ -94,6 +95,9 @@ def _validate_options(opts: ExportOptions) -> None:
         raise ExportFailed(f"--format must be onnx or trt, got {opts.format!r}")
     if opts.gep not in GEP_FORMULATIONS:
         raise ExportFailed(f"--gep must be one of {GEP_FORMULATIONS}, got {opts.gep!r}")
+    if opts.fuse_gate and opts.format == "trt":
+        raise ExportFailed("--fuse-gate is for ONNX Runtime only: TensorRT fuses the gate's pointwise ops itself; "
+                           "drop --fuse-gate for --format trt")
     if opts.precision not in PRECISIONS:
         raise ExportFailed(f"--precision must be one of {PRECISIONS}, got {opts.precision!r}")
     if opts.precision == "int8" and not opts.calib_images:
@@ -119,7 +123,7 @@ def _validate_options(opts: ExportOptions) -> None:
         engine = opts.format == "trt" and opts.triton_backend != "onnxruntime"
         try:
             check_servable(f"{opts.name}.{'engine' if engine else 'onnx'}", engine, opts.gep,
-                           (1 if opts.dynamic else opts.batch, opts.batch), opts.triton_backend)
+                           (1 if opts.dynamic else opts.batch, opts.batch), opts.triton_backend, opts.fuse_gate)
             output_dir(opts.triton_repo, "--triton-repo")
             refuse_inputs([Path(opts.triton_repo)], [opts.ckpt], "--triton-repo", what="checkpoint")
         except (TritonRepoError, OutputPathError) as e:
@@ -214,13 +218,15 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = print) -> dict[
     if opts.precision in ("fp16", "int8") and not is_available("modelopt"):
         raise ExportFailed(MODELOPT_HINT.format(p=opts.precision), code=3)  # said before the export, not after it
     set_gep(model, opts.gep)
+    set_fuse_gate(model, opts.fuse_gate)
     names = output_names(model, opts.nms)
     module = deploy_module(copy.deepcopy(model), opts.nms, opts.conf, opts.iou, opts.max_det)
     onnx_path = out_dir / f"{opts.name}.onnx"
     target = _staged(onnx_path) if opts.validate else onnx_path
     written: list[Path] = []
 
-    log(f"[1/4] exporting {config.arch} {config.task} (attn={config.attn}, gep={opts.gep}, nms={opts.nms}) "
+    log(f"[1/4] exporting {config.arch} {config.task} (attn={config.attn}, gep={opts.gep}, "
+        f"{'fused gate, ' if opts.fuse_gate else ''}nms={opts.nms}) "
         f"to ONNX opset {opts.opset}, input {'x'.join(map(str, profile.opt))}"
         + (f", dynamic {profile.min} .. {profile.max}" if profile.dynamic else ""))
     fp32_path = target if opts.precision == "fp32" else out_dir / f"{opts.name}.fp32.onnx"
@@ -233,7 +239,8 @@ def run_export(opts: ExportOptions, log: Callable[[str], None] = print) -> dict[
     written.append(fp32_path)
     precision_report = _precision(opts, fp32_path, target, cat_module_names(model), calibration, written, log)
 
-    sidecar = _write_sidecar(target, _sidecar(config, opts, names, imgsz, profile, precision_report), validated=False)
+    sidecar = _sidecar(config, opts, names, imgsz, profile, precision_report, custom_ops(target))
+    sidecar = _write_sidecar(target, sidecar, validated=False)
     written.append(sidecar_path(target))
     report = None
     if opts.validate:
@@ -306,7 +313,8 @@ def _precision(opts: ExportOptions, fp32_path: Path, target: Path, cat_modules: 
 
 
 def _sidecar(config, opts: ExportOptions, names: list[str], imgsz, profile: ShapeProfile,
-             precision_report: dict[str, Any]) -> Sidecar:
+             precision_report: dict[str, Any], ops: list[str]) -> Sidecar:
+    """``ops``: the custom nodes in the graph; ONNX Runtime runs them with the compiled ``ORT_OPS_LIBRARY``."""
     detect = config.task == "detect"
     return Sidecar(
         artefact=f"{opts.name}.onnx", model=config, input_size=tuple(imgsz), profile=profile,
@@ -315,6 +323,7 @@ def _sidecar(config, opts: ExportOptions, names: list[str], imgsz, profile: Shap
         nms=opts.nms if detect else None,
         postprocess=PostprocessOptions(opts.conf, opts.iou, opts.max_det) if detect else None,
         opset=opts.opset, checkpoint=str(opts.ckpt), versions=versions(), options=asdict(opts),
+        custom_ops=tuple(ops), custom_ops_library=ORT_OPS_LIBRARY if ops else None,
     )
 
 
@@ -349,7 +358,9 @@ def _engine(model, onnx_path: Path, sidecar: Sidecar, profile: ShapeProfile, opt
                             flags=BuildFlags(opts.tf32, opts.version_compatible, opts.hardware_compatible))
     except (BackendUnavailable, EngineBuildError) as e:
         raise ExportFailed(str(e), code=3, written=written) from None
-    engine_sidecar = sidecar.replace(engine=info, onnx=onnx_path.name, versions=versions(), parity=None)
+    # the engine carries its plugin kernels (TensorRT AOT): no ONNX Runtime custom-op library to name
+    engine_sidecar = sidecar.replace(engine=info, onnx=onnx_path.name, versions=versions(), parity=None, custom_ops=(),
+                                     custom_ops_library=None)
     engine_sidecar = _write_sidecar(target, engine_sidecar, validated=False)
     written += [target, sidecar_path(target)]
     if opts.validate:

@@ -1,12 +1,14 @@
-"""The ONNX Runtime CPU twin of the fused CAT pooling node (``FusedCatPool``, domain ``ai.onnx.contrib``).
+"""The ONNX Runtime CPU twins of the fused CAT nodes (``FusedCatPool``, ``FusedCatGate``; domain ``ai.onnx.contrib``).
 
-ONNX Runtime runs the node through an onnxruntime-extensions Python operator that computes
-the reference :func:`cat_deploy.layers.pooling.cat_pool` (``gep="stable"``) in FP32 on the
-CPU, so ``export.py --gep plugin`` can check the graph surgery around the node without a
-GPU. It is the same function PyTorch runs: a convenience, not independent evidence for the
-kernel (``docs/plugin.md``).
+ONNX Runtime runs each node through an onnxruntime-extensions Python operator that computes
+the function PyTorch runs, in FP32 on the CPU: :func:`cat_deploy.layers.pooling.cat_pool`
+(``gep="stable"``) for ``FusedCatPool`` (``export.py --gep plugin``) and
+:func:`cat_deploy.layers.fused.cat_gate` for ``FusedCatGate`` (``export.py --fuse-gate``).
+So the graph surgery around the nodes can be checked without a GPU or the compiled library
+(``libcat_deploy_ort_ops.so``), but the twins are a convenience, not independent evidence for
+any kernel (``docs/plugin.md``); they call PyTorch and copy through Python, so never time them.
 
-:func:`ort_session_options` registers it for a graph that contains the node; the runtime's
+:func:`ort_session_options` registers both for a graph that contains either node; the runtime's
 ONNX Runtime runner calls it (through ``cat_deploy.core.optional``, as this module needs PyTorch).
 """
 from __future__ import annotations
@@ -19,26 +21,27 @@ import torch
 
 from cat_deploy.core.errors import MissingDependency, PluginUnavailable
 from cat_deploy.core.optional import lazy_import
-from cat_deploy.core.plugin_ids import DOMAIN, GMP_FILTER_CODES, OP_TYPE
+from cat_deploy.core.plugin_ids import DOMAIN, FUSION_CODES, GATE_OP_TYPE, GMP_FILTER_CODES, OP_TYPE
+from cat_deploy.layers.fused import cat_gate
 from cat_deploy.layers.pooling import cat_pool
 
 if TYPE_CHECKING:
     import onnx as onnx_types
 
-__all__ = ["ORT_HINT", "graph_has_plugin", "gmp_filter_name", "register_ort_twin", "ort_session_options"]
+__all__ = ["ORT_HINT", "graph_has_plugin", "gmp_filter_name", "fusion_name", "register_ort_twin", "ort_session_options"]
 
-ORT_HINT = ("ONNX Runtime needs onnxruntime-extensions to run the fused CAT pooling node (--gep plugin): "
-            "pip install 'cat-deploy[plugin]' (or export with --gep stable)")
+ORT_HINT = ("ONNX Runtime needs onnxruntime-extensions to run the fused CAT nodes (--gep plugin, --fuse-gate): "
+            "pip install 'cat-deploy[plugin]' (or export with --gep stable and without --fuse-gate)")
 
 onnx = lazy_import("onnx", "reading the ONNX graph")
-ortx = lazy_import("onnxruntime_extensions", "the fused CAT pooling node on ONNX Runtime",
-                   "or export with --gep stable")
+ortx = lazy_import("onnxruntime_extensions", "the fused CAT nodes on ONNX Runtime",
+                   "or export with --gep stable and without --fuse-gate")
 
 _ORT_TWIN_REGISTERED = False
 
 
 def graph_has_plugin(model: Union[str, os.PathLike, bytes, "onnx_types.ModelProto"]) -> bool:
-    """Whether an ONNX model (path, bytes or ModelProto) contains a ``FusedCatPool`` node.
+    """Whether an ONNX model (path, bytes or ModelProto) contains a ``FusedCatPool`` or ``FusedCatGate`` node.
 
     A file that cannot be read or parsed gives ``False``: the caller's loader reports it.
     """
@@ -51,7 +54,7 @@ def graph_has_plugin(model: Union[str, os.PathLike, bytes, "onnx_types.ModelProt
         raise
     except Exception:  # missing file, not ONNX: ONNX Runtime gives the error message
         return False
-    return any(n.op_type == OP_TYPE and n.domain == DOMAIN for n in model.graph.node)
+    return any(n.op_type in (OP_TYPE, GATE_OP_TYPE) and n.domain == DOMAIN for n in model.graph.node)
 
 
 def gmp_filter_name(value) -> str:
@@ -66,8 +69,17 @@ def gmp_filter_name(value) -> str:
     raise ValueError(f"FusedCatPool: gmp_filter must be one of {names} (INT attribute), got {value!r}")
 
 
+def fusion_name(value) -> str:
+    """Fusion name of a ``FusedCatGate`` node's ``fusion`` attribute (an INT code of ``FUSION_CODES``)."""
+    names = {code: name for name, code in FUSION_CODES.items()}
+    if int(value) not in names:
+        raise ValueError(f"FusedCatGate: fusion must be one of {names} (INT attribute), got {value!r}")
+    return names[int(value)]
+
+
 def register_ort_twin() -> None:
-    """Register the ONNX Runtime Python operator for ``ai.onnx.contrib::FusedCatPool`` (idempotent)."""
+    """Register the ONNX Runtime Python operators for ``ai.onnx.contrib::FusedCatPool`` and
+    ``ai.onnx.contrib::FusedCatGate`` (idempotent)."""
     global _ORT_TWIN_REGISTERED
     if _ORT_TWIN_REGISTERED:
         return
@@ -83,6 +95,13 @@ def register_ort_twin() -> None:
             channel, spatial = cat_pool(torch.from_numpy(x), torch.from_numpy(taps), gmp_filter_name(gmp_filter),
                                         "stable")
         return channel.numpy(), spatial.numpy()
+
+    @ortx.onnx_op(op_type=GATE_OP_TYPE, inputs=[f32, f32, f32, f32], outputs=[f32], attrs={"fusion": i64})
+    def _fused_cat_gate(x, channel_logits, spatial_logits, exterior, fusion=FUSION_CODES["algorithm1"]):
+        with torch.no_grad():
+            y = cat_gate(torch.from_numpy(x), torch.from_numpy(channel_logits), torch.from_numpy(spatial_logits),
+                         torch.from_numpy(exterior), fusion_name(fusion))
+        return y.numpy()
 
     _ORT_TWIN_REGISTERED = True
 

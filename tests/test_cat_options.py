@@ -11,7 +11,8 @@ from cat_deploy import CATOptions, load_model, save_checkpoint
 from cat_deploy.layers import CAT
 from cat_deploy.models import create_model, exercise_cat
 
-NOT_OPTIONS = {"self", "channels", "device", "dtype", "kwargs"}
+# fuse_gate: an export switch with the same outputs (set by export.py --fuse-gate), not saved in checkpoints
+NOT_OPTIONS = {"self", "channels", "device", "dtype", "kwargs", "fuse_gate"}
 
 # Non-default values of every field, spread over configurations that can hold them together
 # (rd_channels overrides rd_ratio and rd_divisor; without the MLP neither matters).

@@ -1,4 +1,4 @@
-"""Names of the fused CAT pooling node, shared by everything that writes, runs or builds it.
+"""Names of the fused CAT nodes (pooling, gate), shared by everything that writes, runs or builds them.
 
 One ONNX node ``FusedCatPool`` (domain ``ai.onnx.contrib``) stands for the six pooled
 statistics of one CAT module. The PyTorch op that exports it (``cat_deploy.layers.fused``),
@@ -8,7 +8,7 @@ the ONNX Runtime CPU twin (``cat_deploy.plugins.cat_pool_ort``) and the TensorRT
 from __future__ import annotations
 
 __all__ = ["OP_TYPE", "GATE_OP_TYPE", "DOMAIN", "PLUGIN_NAMESPACE", "PLUGIN_ID", "GMP_FILTERS", "GMP_FILTER_CODES",
-           "FUSION_CODES", "GEP_FORMULATIONS", "ORT_OPS_LIBRARY"]
+           "FUSION_CODES", "GEP_FORMULATIONS", "ORT_OPS_LIBRARY", "GATE_OP", "graph_custom_ops"]
 
 OP_TYPE = "FusedCatPool"
 DOMAIN = "ai.onnx.contrib"  # onnxruntime-extensions' PyOp domain
@@ -21,6 +21,7 @@ PLUGIN_ID = f"{PLUGIN_NAMESPACE}::{OP_TYPE}"  # what TensorRT's ONNX parser look
 # 1 y = x*sigmoid(cw*c) + x*sigmoid(sw*sigmoid(s)) (eq. 1); (cw, sw) = exterior.
 GATE_OP_TYPE = "FusedCatGate"
 FUSION_CODES = {"algorithm1": 0, "eq1": 1}
+GATE_OP = f"{DOMAIN}::{GATE_OP_TYPE}"  # as the sidecar's custom_ops lists it
 
 # The compiled ONNX Runtime operator library (C++, ``plugins/cpp``) that runs both nodes on the CPU.
 ORT_OPS_LIBRARY = "libcat_deploy_ort_ops.so"
@@ -32,3 +33,8 @@ GMP_FILTER_CODES = {"none": 0, "paper": 1, "2d": 2}
 
 # GEP formulations a CAT module can run (``gep`` option; recorded in the sidecar).
 GEP_FORMULATIONS = ("reference", "stable", "plugin")
+
+
+def graph_custom_ops(graph) -> list[str]:
+    """``"domain::op_type"`` of the nodes of an ONNX ``GraphProto`` in our custom domain, sorted, each once."""
+    return sorted({f"{n.domain}::{n.op_type}" for n in graph.node if n.domain == DOMAIN})

@@ -4,7 +4,11 @@
 stays a plain TensorRT plan (loadable by trtexec and Triton); ``export.py`` writes the
 sidecar and the runtime and ``validate`` read it, all through :class:`Sidecar`.
 
-Version 1 is the layout written since the first release; :meth:`Sidecar.from_dict`
+Version 1 is the layout written since the first release. Version 2 adds ``custom_ops`` (the
+custom ONNX nodes the graph needs, e.g. ``ai.onnx.contrib::FusedCatGate``) and
+``custom_ops_library`` (the compiled ONNX Runtime library that runs them); only a sidecar that
+lists custom ops is written as version 2, so older cat-deploy keeps reading every other one and
+asks for an upgrade, not about an unknown field, for one it could not run. :meth:`Sidecar.from_dict`
 refuses, with one line each, a file that is not a JSON object, not a cat-deploy sidecar,
 newer than this package, missing a field, or holding a field of the wrong kind.
 
@@ -32,7 +36,7 @@ __all__ = ["SIDECAR_FORMAT", "SIDECAR_VERSION", "PRECISIONS", "ShapeProfile", "N
            "Sidecar", "sidecar_path", "read_sidecar", "write_sidecar"]
 
 SIDECAR_FORMAT = "cat-deploy-artefact"
-SIDECAR_VERSION = 1
+SIDECAR_VERSION = 2  # the newest layout this package reads and writes
 PRECISIONS = ("fp32", "fp16", "int8")
 NMS_MODES = ("host", "graph")
 
@@ -126,7 +130,13 @@ class Sidecar:
     onnx: Optional[str] = None  # the ONNX file an engine was built from
     validated: Optional[bool] = None  # parity against PyTorch passed (False: not run, failed or interrupted)
     artefact_bytes: Optional[int] = None  # size of the artefact it was written for (a sidecar moved elsewhere shows)
-    version: int = SIDECAR_VERSION
+    custom_ops: tuple[str, ...] = ()  # "domain::op_type" of the custom nodes in the graph (version 2)
+    custom_ops_library: Optional[str] = None  # file name of the compiled ONNX Runtime library that runs them
+
+    @property
+    def version(self) -> int:
+        """2 when the graph needs custom ops (fields of version 2), else 1."""
+        return 2 if self.custom_ops else 1
 
     @property
     def task(self) -> str:
@@ -144,7 +154,7 @@ class Sidecar:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON object, in version 1's layout (``task`` and ``dynamic`` repeated for other readers)."""
+        """The JSON object, in its version's layout (``task`` and ``dynamic`` repeated for other readers)."""
         d: dict[str, Any] = {
             "format": SIDECAR_FORMAT, "version": self.version, "artefact": self.artefact,
             "model": self.model.to_dict(), "task": self.task, "class_names": list(self.class_names),
@@ -159,6 +169,8 @@ class Sidecar:
         for key in ("parity", "engine", "onnx", "validated", "artefact_bytes"):
             if getattr(self, key) is not None:
                 d[key] = getattr(self, key)
+        if self.custom_ops:
+            d["custom_ops"], d["custom_ops_library"] = list(self.custom_ops), self.custom_ops_library
         return d
 
     def to_json(self) -> str:
@@ -218,7 +230,7 @@ def _jsonable(o):
 
 
 _REQUIRED = ("artefact", "model", "input_size", "profile", "normalize", "precision")
-_KNOWN = {f.name for f in dataclasses.fields(Sidecar)} | {"format", "task", "dynamic"}
+_KNOWN = {f.name for f in dataclasses.fields(Sidecar)} | {"format", "version", "task", "dynamic"}
 
 
 class _Reader:
@@ -274,7 +286,8 @@ class _Reader:
             onnx=self.optional_string(d, "onnx"),
             validated=self.optional_bool(d, "validated"),
             artefact_bytes=self.optional_int(d, "artefact_bytes"),
-            version=version,
+            custom_ops=self.custom_ops(d, version),
+            custom_ops_library=self.optional_string(d, "custom_ops_library"),
         )
         if "task" in d and d["task"] != model.task:
             self.fail(f"says task {d['task']!r} but its model config says {model.task!r}")
@@ -290,6 +303,16 @@ class _Reader:
             return ModelConfig.from_dict(v)
         except (TypeError, ValueError, KeyError) as e:
             self.fail(f"field 'model' is not a valid model config ({str(e).splitlines()[0][:200]})")
+
+    def custom_ops(self, d: dict, version: int) -> tuple[str, ...]:
+        v = d.get("custom_ops", [])
+        if not isinstance(v, list) or not all(isinstance(x, str) and "::" in x for x in v):
+            self.fail(f"field 'custom_ops' must be a list of \"domain::op_type\" names, got {v!r}")
+        if v and version < 2:
+            self.fail(f"lists custom_ops {v} but says version {version} (custom ops came with version 2)")
+        if not v and d.get("custom_ops_library") is not None:
+            self.fail("names a custom_ops_library but lists no custom_ops")
+        return tuple(v)
 
     def ints(self, v: Any, name: str, n: int, what: str) -> tuple[int, ...]:
         if (not isinstance(v, (list, tuple)) or len(v) != n

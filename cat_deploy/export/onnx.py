@@ -22,10 +22,11 @@ import torch.nn as nn
 from torch.onnx import _constants
 
 from ..core.files import atomic_write
+from ..core.plugin_ids import graph_custom_ops
 from ..core.sidecar import ShapeProfile
 from ..layers import cat_module_names
 
-__all__ = ["OPSET", "ShapeProfile", "export_onnx", "cat_module_names", "opset_range"]
+__all__ = ["OPSET", "ShapeProfile", "export_onnx", "cat_module_names", "custom_ops", "opset_range"]
 
 OPSET = 17
 
@@ -75,3 +76,8 @@ def export_onnx(
         onnx.save(model, tmp)
 
     return atomic_write(path, write)
+
+
+def custom_ops(path: str | os.PathLike) -> list[str]:
+    """``"domain::op_type"`` of the fused CAT nodes in the ONNX file at ``path`` (what its sidecar records)."""
+    return graph_custom_ops(onnx.load(str(path), load_external_data=False).graph)

@@ -19,7 +19,9 @@ op type:
 * every node of every CAT module (pooling, GEP exponentials and reductions, min-max
   normalisation, shared MLP, 7x7 conv, sigmoids), except the final re-weighting
   (``F * gate`` and the add that forms the gate, which stay FP16 so no full-size
-  FP32 tensor is written): the input is cast up once per module;
+  FP32 tensor is written): the input is cast up once per module. A fused gate node
+  (``FusedCatGate``, ``--fuse-gate``) stays FP32 with its module: its ONNX Runtime twin takes
+  FP32 only, and its logits come from FP32 nodes;
 * everything under ``/postprocess/`` (decoding, NMS, top-k of ``nms="graph"``);
 * any ``Softmax``, ``Sigmoid`` and ``NonMaxSuppression`` node elsewhere;
 * INT8 only: CAT's final re-weighting too (a Q/DQ pair there would round the feature map
@@ -44,7 +46,7 @@ import numpy as np
 import onnx
 
 from ..core.files import atomic_write
-from ..core.plugin_ids import DOMAIN, OP_TYPE
+from ..core.plugin_ids import DOMAIN, GATE_OP_TYPE, OP_TYPE
 from ..core.sidecar import PRECISIONS
 
 __all__ = ["PRECISIONS", "PrecisionError", "MODELOPT_HINT", "fp32_keep_list", "edge_layers", "convert_fp16",
@@ -94,7 +96,8 @@ def _gating_nodes(graph, nodes_in_module: list) -> set[str]:
             continue
         consumers_outside.update(n.input)
     graph_outputs = {o.name for o in graph.output}
-    outs = [n for n in nodes_in_module if any(o in consumers_outside or o in graph_outputs for o in n.output)]
+    outs = [n for n in nodes_in_module if any(o in consumers_outside or o in graph_outputs for o in n.output)
+            and n.op_type != GATE_OP_TYPE]
     keep16 = set()
     for out in outs:
         keep16.add(out.name)
@@ -165,16 +168,16 @@ def _name_pattern(names: Sequence[str]) -> list[str]:
 
 
 def _check_plugin(model, precision: str) -> None:
-    has_plugin = any(n.op_type == OP_TYPE and n.domain == DOMAIN for n in model.graph.node)
+    has_plugin = any(n.op_type in (OP_TYPE, GATE_OP_TYPE) and n.domain == DOMAIN for n in model.graph.node)
     if has_plugin and importlib.util.find_spec("tensorrt") is None:
-        raise PrecisionError(f"--precision {precision} with --gep plugin needs TensorRT on this machine (ModelOpt types "
-                             "custom nodes with TensorRT); export with --gep stable, or fp32 with --gep plugin")
+        raise PrecisionError(f"--precision {precision} with --gep plugin or --fuse-gate needs TensorRT on this machine "
+                             "(ModelOpt types custom nodes with TensorRT); export fp32, or without these options")
 
 
 def _restore_plugin_domain(model) -> None:
-    """ModelOpt moves custom nodes to its TensorRT plugin domain; the node keeps ours (ONNX Runtime twin, parser)."""
+    """ModelOpt moves custom nodes to its TensorRT plugin domain; the nodes keep ours (ONNX Runtime, parser)."""
     for node in model.graph.node:
-        if node.op_type == OP_TYPE:
+        if node.op_type in (OP_TYPE, GATE_OP_TYPE):
             node.domain = DOMAIN
 
 

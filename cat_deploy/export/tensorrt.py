@@ -16,9 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+import onnx
+
 from ..core import optional
 from ..core.files import atomic_write
 from ..core.optional import lazy_import
+from ..core.plugin_ids import GATE_OP, graph_custom_ops
 from ..core.sidecar import ShapeProfile
 
 __all__ = ["require_tensorrt", "build_engine", "BuildFlags", "EngineBuildError", "TIMING_CACHE_REFUSED"]
@@ -88,6 +91,15 @@ def _save_timing_cache(config, timing_cache: str | os.PathLike, log) -> None:
     atomic_write(timing_cache, lambda tmp: Path(tmp).write_bytes(blob))
 
 
+def _has_fused_gate(onnx_path) -> bool:
+    """Whether the ONNX file holds FusedCatGate nodes; a file onnx cannot read is left to TensorRT's parser."""
+    try:
+        model = onnx.load(str(onnx_path), load_external_data=False)
+    except Exception:  # missing or not ONNX: the parser's error names it
+        return False
+    return GATE_OP in graph_custom_ops(model.graph)
+
+
 def build_engine(
     onnx_path: str | os.PathLike,
     engine_path: str | os.PathLike,
@@ -105,8 +117,13 @@ def build_engine(
     ``precision`` only labels the sidecar: the (strongly typed) graph decides every tensor's
     dtype. Reuses and updates ``timing_cache`` when given; a cache TensorRT refuses (another
     GPU or version) is left untouched and the build goes on without it. Returns facts for
-    the sidecar's ``engine`` entry.
+    the sidecar's ``engine`` entry. A graph with fused-gate nodes (``--fuse-gate``, ONNX Runtime
+    only) is refused before TensorRT is needed.
     """
+    if _has_fused_gate(onnx_path):
+        raise EngineBuildError(f"'{onnx_path}' has FusedCatGate nodes (export.py --fuse-gate), which are for ONNX "
+                               "Runtime only: TensorRT fuses the gate's pointwise ops itself; re-export without "
+                               "--fuse-gate")
     trt = require_tensorrt()
     if register_plugin:
         cat_pool_trt.register_plugin()  # cat_deploy::FusedCatPool, before the parser meets the node

@@ -1,7 +1,7 @@
 """Layers: CAT attention, its pooling operators and their fused export op, plus the attention registry."""
-from .cat import CAT, cat_module_names, set_gep
+from .cat import CAT, cat_module_names, set_fuse_gate, set_gep
 from .create_attn import ATTENTION_LAYERS, get_attn
-from .fused import FusedCatPool, fused_cat_pool
+from .fused import FusedCatGate, FusedCatPool, cat_gate, fused_cat_gate, fused_cat_pool
 from .pooling import (
     cat_pool,
     gaussian_blur,
@@ -15,9 +15,13 @@ from .pooling import (
 
 __all__ = [
     "CAT",
+    "FusedCatGate",
     "FusedCatPool",
+    "cat_gate",
     "cat_module_names",
+    "fused_cat_gate",
     "fused_cat_pool",
+    "set_fuse_gate",
     "set_gep",
     "ATTENTION_LAYERS",
     "get_attn",

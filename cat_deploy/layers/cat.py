@@ -21,10 +21,10 @@ import torch
 import torch.nn as nn
 from timm.layers import create_act_layer, get_act_layer, make_divisible
 
-from .fused import fused_cat_pool
+from .fused import cat_gate, fused_cat_gate, fused_cat_pool
 from .pooling import GEP_FORMULATIONS, GMP_FILTERS, cat_pool, gaussian_kernel1d, minmax_normalize
 
-__all__ = ["CAT", "ENTROPY_NORMS", "FUSIONS", "INTERIOR_NORMS", "cat_module_names", "set_gep"]
+__all__ = ["CAT", "ENTROPY_NORMS", "FUSIONS", "INTERIOR_NORMS", "cat_module_names", "set_fuse_gate", "set_gep"]
 
 ENTROPY_NORMS = ("minmax", "minmax_signed", "none")
 FUSIONS = ("algorithm1", "eq1")
@@ -76,6 +76,9 @@ class CAT(nn.Module):
         spatial_kernel_size: the spatial convolution (paper: 7).
         gep: ``"reference"`` (paper's formula), ``"stable"`` (equal, one exp,
             no NaN) or ``"plugin"`` (the fused pooling operator, for export).
+        fuse_gate: compute the final re-weighting with the fused gate operator
+            (:func:`~cat_deploy.layers.fused.fused_cat_gate`: the same values in PyTorch, one
+            ``FusedCatGate`` node in ONNX, for ONNX Runtime; export only). Independent of ``gep``.
     """
 
     def __init__(
@@ -94,6 +97,7 @@ class CAT(nn.Module):
         fusion: str = "algorithm1",
         spatial_kernel_size: int = 7,
         gep: str = "stable",
+        fuse_gate: bool = False,
         device=None,
         dtype=None,
         **kwargs,  # timm passes e.g. gate_layer/norm_layer to attention layers; CAT's gates are fixed sigmoids
@@ -111,6 +115,7 @@ class CAT(nn.Module):
         self.interior_norm = interior_norm
         self.fusion = fusion
         self.gep = gep
+        self.fuse_gate = fuse_gate
 
         _check_activation(act_layer)
         if not rd_channels:
@@ -186,17 +191,14 @@ class CAT(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         m = self.attention_maps(x)
-        cw, sw = m["exterior"].unbind(0)
-        c_logits = m["channel_logits"][:, :, None, None]
-        s_logits = m["spatial_logits"]
-        if self.fusion == "algorithm1":
-            return x * (cw * torch.sigmoid(c_logits) + sw * torch.sigmoid(s_logits))
-        return x * torch.sigmoid(cw * c_logits) + x * torch.sigmoid(sw * torch.sigmoid(s_logits))
+        gate = fused_cat_gate if self.fuse_gate else cat_gate
+        return gate(x, m["channel_logits"], m["spatial_logits"], m["exterior"], self.fusion)
 
     def extra_repr(self) -> str:
         return (
             f"channels={self.channels}, gep={self.gep!r}, gmp_filter={self.gmp_filter!r}, "
             f"entropy_norm={self.entropy_norm!r}, fusion={self.fusion!r}, interior_norm={self.interior_norm!r}"
+            + (", fuse_gate=True" if self.fuse_gate else "")
         )
 
 
@@ -213,6 +215,20 @@ def set_gep(model: nn.Module, gep: str) -> int:
     for m in model.modules():
         if isinstance(m, CAT):
             m.gep = gep
+            count += 1
+    return count
+
+
+def set_fuse_gate(model: nn.Module, on: bool) -> int:
+    """Switch the fused gate operator of every CAT module in ``model`` on or off (in place); returns how many.
+
+    Example:
+        >>> set_fuse_gate(model, True)  # one FusedCatGate node per module in the ONNX export
+    """
+    count = 0
+    for m in model.modules():
+        if isinstance(m, CAT):
+            m.fuse_gate = bool(on)
             count += 1
     return count
 

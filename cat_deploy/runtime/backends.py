@@ -65,7 +65,7 @@ class ModelSpec:
     batch_range: tuple[int, int] = (1, 1 << 16)  # (min, max) batch the model accepts
     default_batch: int = 1
     baked: Optional[dict[str, Any]] = None  # conf/iou/max_det fixed at export (nms="graph")
-    plugin: bool = False  # the graph holds the fused CAT pooling node (gep="plugin")
+    plugin: bool = False  # the graph holds fused CAT nodes (gep="plugin", or the sidecar's custom_ops)
     validated: Optional[bool] = None  # the sidecar records passed parity (None: a checkpoint, nothing to check)
 
     @property
@@ -108,7 +108,7 @@ def spec_from_sidecar(path: str | os.PathLike, sidecar: Sidecar, backend: str) -
         batch_range=(profile.min[0], profile.max[0]),
         default_batch=profile.opt[0],
         baked=dataclasses.asdict(sidecar.postprocess) if sidecar.nms == "graph" and sidecar.postprocess else None,
-        plugin=sidecar.gep == "plugin",
+        plugin=sidecar.gep == "plugin" or bool(sidecar.custom_ops),
         validated=sidecar.validated if sidecar.validated is not None else bool((sidecar.parity or {}).get("passed")),
     )
     _check_spec(path, spec, config, profile.to_dict())

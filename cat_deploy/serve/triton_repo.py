@@ -33,6 +33,7 @@ from typing import Any
 from ..core.errors import SidecarError
 from ..core.files import atomic_write
 from ..core.optional import lazy_import
+from ..core.plugin_ids import GATE_OP
 from ..core.sidecar import Sidecar, read_sidecar
 from .detector import INPUT, NET_PREFIX, OUTPUTS, ServeConfig
 
@@ -115,10 +116,10 @@ def _onnx_io(onnx_path: Path) -> tuple[list[dict], list[dict]]:
 
 
 def check_servable(artefact: str | os.PathLike, engine: bool, gep: str, batch_range: tuple[int, int],
-                   backend: str = "auto") -> str:
+                   backend: str = "auto", fused_gate: bool = False) -> str:
     """The network's backend for an artefact (``engine``: a TensorRT plan, else ONNX) exported with ``gep``
     for batches ``batch_range`` (min, max), or :class:`TritonRepoError` (one line) when Triton cannot serve
-    it as asked. ``export.py`` calls this before exporting, the repository writer again on the files."""
+    it as asked; ``fused_gate``: the graph has FusedCatGate nodes (``--fuse-gate``). ``export.py`` calls this before exporting, the repository writer again on the files."""
     if backend not in BACKENDS:
         raise TritonRepoError(f"--triton-backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if backend == "auto":
@@ -132,6 +133,10 @@ def check_servable(artefact: str | os.PathLike, engine: bool, gep: str, batch_ra
         raise TritonRepoError(f"'{artefact}' has fused-pooling nodes (--gep plugin), which Triton's onnxruntime backend "
                               "cannot run: serve the TensorRT engine (AOT plugin, self-contained), use "
                               "--triton-backend python, or re-export with --gep stable")
+    if fused_gate and backend != "python":
+        raise TritonRepoError(f"'{artefact}' has fused-gate nodes (--fuse-gate), which run on ONNX Runtime with "
+                              "cat-deploy's ops library only (neither TensorRT nor Triton's onnxruntime backend "
+                              "has them): use --triton-backend python, or re-export without --fuse-gate")
     lo, hi = batch_range
     if lo != hi and lo != 1:
         raise TritonRepoError(f"'{artefact}' accepts batches {lo}..{hi}; Triton sends any batch from 1: "
@@ -173,7 +178,8 @@ def write_triton_repository(artefact: str | os.PathLike, out_dir: str | os.PathL
         raise TritonRepoError(f"'{artefact}' is a {sidecar.task} model; the repository serves detectors")
     engine = artefact.suffix.lower() in (".engine", ".plan")
     max_batch = sidecar.profile.max[0]
-    backend = check_servable(artefact, engine, sidecar.gep, (sidecar.profile.min[0], max_batch), opts.backend)
+    backend = check_servable(artefact, engine, sidecar.gep, (sidecar.profile.min[0], max_batch), opts.backend,
+                             GATE_OP in sidecar.custom_ops)
     inputs, outputs = _onnx_io(_onnx_of(artefact, sidecar, engine))
     h, w = sidecar.input_size
     net_in = [_tensor(inputs[0]["name"], "TYPE_FP32", [3, h, w])]

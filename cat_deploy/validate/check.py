@@ -28,7 +28,7 @@ from ..data.coco import CocoDetection
 from ..data.image import ImageReadError, list_images, read_image
 from ..data.synthetic import generate_dataset
 from ..export.deploy import deploy_module, output_names
-from ..layers import cat_module_names, set_gep
+from ..layers import cat_module_names, set_fuse_gate, set_gep
 from ..runtime.processing import detections_from_outputs, preprocess
 from ..runtime.runners import OnnxRuntimeRunner, Runner, TorchRunner
 from ..runtime.tensorrt import TensorRTRunner
@@ -90,9 +90,11 @@ def _concat(outs: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 
 
 def reference_module(model: nn.Module, gep: str, nms: str, conf: float, iou: float, max_det: int) -> nn.Module:
-    """The PyTorch FP32 deploy module an artefact is compared with (``plugin`` compares with ``stable``)."""
+    """The PyTorch FP32 deploy module an artefact is compared with (``plugin`` compares with ``stable``, a
+    fused gate with the unfused one: the fused operators compute the same in PyTorch, without custom nodes)."""
     ref = copy.deepcopy(model).float().eval()
     set_gep(ref, "stable" if gep == "plugin" else gep)
+    set_fuse_gate(ref, False)
     return deploy_module(ref, nms, conf, iou, max_det)
 
 

@@ -1,7 +1,8 @@
 """Localise a parity failure to the CAT module that computes something else (``export.py --per-module``).
 
 The artefact itself is inspected, not a fresh export: for each CAT module its input tensor,
-its output tensor and its pooled statistics (the channel ``[B, 3, C]`` and spatial
+its output tensor (the one used outside the module's scope: the last ``Mul``/``Add`` of the gate, or
+the ``FusedCatGate`` node's output with ``--fuse-gate``) and its pooled statistics (the channel ``[B, 3, C]`` and spatial
 ``[B, 3, H, W]`` stacks of GAP, GMP, GEP, or the two outputs of the fused pooling node) are
 found in the ONNX graph by their scope name and marked as extra graph outputs (as Polygraphy's
 ``--onnx-outputs mark all`` does). ONNX Runtime returns them beside the normal outputs; then the
