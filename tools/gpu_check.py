@@ -12,7 +12,7 @@ FP32 and FP16, on fresh random inputs:
   kernel (``cat_pool_single``) against the independent float64 reference
   ``tests/cat_reference.py::cat_pool_ref`` (numpy, written from docs/cat_spec.md), element by
   element: per statistic the worst ``rel_err`` = |out - ref| / max(|ref|, floor), floor the mean
-  |x| averaged for GAP, 1e-3 for GMP, 1 nat for GEP (target <= 1e-5 for FP32 input);
+  |x| averaged for GAP, 1e-3 for GMP, none for GEP (1e-6 guards exact zeros only) (target <= 1e-5 for FP32 input);
 * time (CUDA events, L2 flushed before every run, median): the kernels, the PyTorch eager
   pooling sequence (``cat_pool`` with gep="stable") and a device copy of F (the bandwidth
   ceiling). Effective bandwidth = (bytes of F read once + bytes of outputs) / kernel time;
@@ -64,7 +64,8 @@ def rel_errors(out, ref, x64) -> list[float]:
     ``rel_err(out, ref, floor)`` = ``|out - ref| / max(|ref|, floor)`` (``tests/cat_reference.py``), with the
     floor at the statistic's own resolution: for the average, the mean |x| it averages (a mean near 0 is a
     cancellation, resolved to a few roundoffs of the summed magnitudes, not of itself); 1e-3 for the max;
-    1 nat for the entropy (in [0, log n]: FP32 resolves it to ~1e-7 nats near 0). ``x64`` is the input
+    none for the entropy (only 1e-6 against exact zeros: a floor of 1 nat would hide errors in small entropies;
+    on these random inputs every entropy is several nats, so the plain relative error applies). ``x64`` is the input
     [B, C, H, W] as float64; channel statistics [B, 3, C] and spatial ones [B, 3, H, W] are told apart by shape.
     """
     import numpy as np
@@ -72,7 +73,7 @@ def rel_errors(out, ref, x64) -> list[float]:
 
     out = out.double().cpu().numpy()
     avg_floor = np.abs(x64).mean(axis=(2, 3) if out.ndim == 3 else 1)
-    return [float(rel_err(out[:, i], ref[:, i], floor).max()) for i, floor in enumerate((avg_floor, 1e-3, 1.0))]
+    return [float(rel_err(out[:, i], ref[:, i], floor).max()) for i, floor in enumerate((avg_floor, 1e-3, 1e-6))]
 
 
 def tile_configs(cuda: bool, no_sweep: bool) -> tuple[list, object]:
