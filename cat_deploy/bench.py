@@ -58,6 +58,7 @@ VARIANTS = {  # name -> (attn, gep, fused gate)
     "cat-plugin": ("cat", "plugin", False), "cat-plugin-gate": ("cat", "plugin", True),
 }
 FUSED = ("cat-plugin", "cat-plugin-gate")  # custom ONNX nodes: timed on ONNX Runtime with the compiled library only
+PROFILED = ("cat-stable", "cat-plugin-gate")
 MODELS = {"resnet50": ("resnet50", (224, 224)), "detector": ("retinanet_tiny", (192, 640))}
 
 
@@ -176,9 +177,11 @@ def run(models: list[str], variants: list[str], backends: list[str], reps: int, 
                 if (r + 1) % max(1, reps // 5) == 0:
                     log(f"  round {r + 1}/{reps}")
 
-        profile = None
-        if "ort-cpu" in backends and "cat-stable" in variants and ("resnet50", "cat-stable") in meta:
-            profile = ort_profile(Path(meta[("resnet50", "cat-stable")]["onnx_path"]), threads, Path(tmp))
+        profile = {}  # where CAT's time goes, unfused and fused (ResNet-50 on ONNX Runtime)
+        for v in PROFILED:
+            if ("resnet50", v, "ort-cpu") in entries:
+                profile[v] = ort_profile(Path(meta[("resnet50", v)]["onnx_path"]), threads, Path(tmp),
+                                         library=library if v in FUSED else None)
 
     results = []
     for (mk, v, b), ts in times.items():
@@ -199,13 +202,14 @@ def run(models: list[str], variants: list[str], backends: list[str], reps: int, 
     atomic_write(out / "bench_cpu.json", lambda t: Path(t).write_text(json.dumps(report, indent=2)))
     atomic_write(out / "bench_cpu.md", lambda t: Path(t).write_text(markdown(report)))
     if profile:
-        atomic_write(out / "cat_profile.md", lambda t: Path(t).write_text(profile_markdown(profile, info)))
+        text = "\n".join(profile_markdown(p, info) for p in profile.values())
+        atomic_write(out / "cat_profile.md", lambda t: Path(t).write_text(text))
     return report
 
 
-def ort_profile(path: Path, threads: int, tmp: Path, runs: int = 10) -> dict[str, Any]:
+def ort_profile(path: Path, threads: int, tmp: Path, runs: int = 10, library: Optional[Path] = None) -> dict[str, Any]:
     """ONNX Runtime's per-node profile of one model: time by op type inside CAT modules and outside."""
-    sess = _ort_session(path, threads, str(tmp / "ortprof"))
+    sess = _ort_session(path, threads, str(tmp / f"ortprof_{path.stem}"), library=library)
     x = np.random.default_rng(1).standard_normal(tuple(sess.get_inputs()[0].shape)).astype(np.float32)
     for _ in range(runs):
         sess.run(None, {"images": x})
