@@ -229,9 +229,11 @@ CAT_DISPATCH void blur_cols(const float* padded, const float* tap, int64_t k, in
 template <int K>
 CAT_INLINE void blur_flat_k(const float* in, int64_t step, const float* tap, int64_t k_any, int64_t n, float* out) {
   const int64_t k = K > 0 ? K : k_any;
+  v8f tv[K > 0 ? K : kMaxTaps];  // in registers: `out` might alias `tap` for all the compiler knows
+  for (int64_t j = 0; j < k; ++j) tv[j] = splat(tap[j]);
   for (int64_t p = 0; p < n; p += kLanes) {
-    v8f acc = splat(tap[0]) * load(in + p);
-    for (int64_t j = 1; j < k; ++j) acc += splat(tap[j]) * load(in + p + j * step);
+    v8f acc = tv[0] * load(in + p);
+    for (int64_t j = 1; j < k; ++j) acc += tv[j] * load(in + p + j * step);
     store(out + p, acc);
   }
 }
@@ -372,9 +374,19 @@ CAT_INLINE void pool_block(const PoolArgs<T>& a, int64_t b, int64_t c, bool firs
   channel_stats<T, CB>(a, b, c, xp, ch);
 }
 
-// x plane [H, W] into P [H + 2r, W + 2r], replicate padding (np.pad mode "edge"). Rows are written in whole
-// vectors (up to 7 past each row's end, into the next row, which is written after it; P has 8 floats of slack);
-// x is read in whole vectors except at its last 7 floats.
+// dst[0, n) = src[0, n) in whole vectors, the last one overlapping the one before (n >= 8)
+CAT_INLINE void copy_row(float* dst, const float* src, int64_t n) {
+  if (n < kLanes) {
+    std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
+    return;
+  }
+  for (int64_t w = 0; w + kLanes < n; w += kLanes) store(dst + w, load(src + w));
+  store(dst + n - kLanes, load(src + n - kLanes));
+}
+
+// x plane [H, W] into P [H + 2r, W + 2r], replicate padding (np.pad mode "edge"). The rows of x are written in
+// whole vectors, in order (up to 7 past each row's end, into the next row, which is written after it; P has 8
+// floats of slack); x is read in whole vectors except at its last 7 floats.
 CAT_INLINE void pad_plane(const float* x, int64_t H, int64_t W, int64_t r, float* P) {
   const int64_t Wp = W + 2 * r, HW = H * W;
   for (int64_t h = 0; h < H; ++h) {
@@ -389,8 +401,8 @@ CAT_INLINE void pad_plane(const float* x, int64_t H, int64_t W, int64_t r, float
     for (int64_t j = 0; j < r; j += kLanes) store(dst + r + W + j, right);
   }
   for (int64_t j = 0; j < r; ++j) {
-    std::memcpy(P + j * Wp, P + r * Wp, static_cast<size_t>(Wp) * sizeof(float));
-    std::memcpy(P + (H + r + j) * Wp, P + (H + r - 1) * Wp, static_cast<size_t>(Wp) * sizeof(float));
+    copy_row(P + j * Wp, P + r * Wp, Wp);
+    copy_row(P + (H + r + j) * Wp, P + (H + r - 1) * Wp, Wp);
   }
 }
 
