@@ -175,10 +175,12 @@ struct PoolArgs {
 template <int K>
 CAT_INLINE void blur_rows_k(const float* const* rows, const float* tap, int64_t k_any, int64_t W, float* out) {
   const int64_t k = K > 0 ? K : k_any;
+  v8f tv[K > 0 ? K : kMaxTaps];  // in registers: `out` might alias `tap` for all the compiler knows
+  for (int64_t j = 0; j < k; ++j) tv[j] = splat(tap[j]);
   int64_t w = 0;
   for (; w + kLanes <= W; w += kLanes) {
-    v8f acc = splat(tap[0]) * load(rows[0] + w);
-    for (int64_t j = 1; j < k; ++j) acc += splat(tap[j]) * load(rows[j] + w);
+    v8f acc = tv[0] * load(rows[0] + w);
+    for (int64_t j = 1; j < k; ++j) acc += tv[j] * load(rows[j] + w);
     store(out + w, acc);
   }
   for (; w < W; ++w) {
@@ -192,10 +194,12 @@ CAT_INLINE void blur_rows_k(const float* const* rows, const float* tap, int64_t 
 template <int K>
 CAT_INLINE void blur_cols_k(const float* padded, const float* tap, int64_t k_any, int64_t W, float* out) {
   const int64_t k = K > 0 ? K : k_any;
+  v8f tv[K > 0 ? K : kMaxTaps];
+  for (int64_t j = 0; j < k; ++j) tv[j] = splat(tap[j]);
   int64_t w = 0;
   for (; w + kLanes <= W; w += kLanes) {
-    v8f acc = splat(tap[0]) * load(padded + w);
-    for (int64_t j = 1; j < k; ++j) acc += splat(tap[j]) * load(padded + w + j);
+    v8f acc = tv[0] * load(padded + w);
+    for (int64_t j = 1; j < k; ++j) acc += tv[j] * load(padded + w + j);
     store(out + w, acc);
   }
   for (; w < W; ++w) {
@@ -296,7 +300,8 @@ CAT_INLINE void fold_chunk(const float* const* xrow, const float* const* gmp_c, 
 // The channel statistics of channels [c, c + CB) of sample b from their folded sums and maxima `ch`: mean, GMP,
 // and GEP by a second pass over each plane xp[q] (now in L1/L2), shifted by its maximum.
 template <typename T, int CB>
-CAT_INLINE void channel_stats(const PoolArgs<T>& a, int64_t b, int64_t c, const float* const* xp, const ChannelAcc* ch) {
+CAT_INLINE void channel_stats(const PoolArgs<T>& a, int64_t b, int64_t c, const float* const* xp,
+                              const ChannelAcc* ch) {
   const PoolShape& s = a.s;
   const int64_t HW = s.H * s.W;
   for (int q = 0; q < CB; ++q) {
@@ -412,9 +417,10 @@ CAT_INLINE void compact_rows(const float* in, int64_t H, int64_t W, int64_t Wp, 
     for (int64_t w = 0; w < W; w += kLanes) store(out + h * W + w, load(in + h * Wp + w));
 }
 
-// pool_block for narrow maps: per channel the whole plane is padded once and blurred as flat vectors (k x 1 along
-// H over rows of the padded plane, then 1 x k along W over the flat run), then all positions are folded as one
-// flat run of H W, so only the plane's last chunk is a partial vector. `buf`: pool_buffer_floats(s, true).
+// pool_block for maps of up to kPlanesMaxHW positions: per channel the whole plane is padded once and blurred as
+// flat vectors (k x 1 along H over rows of the padded plane, then 1 x k along W over the flat run), then all
+// positions are folded as one flat run of H W, so only the plane's last chunk is a partial vector.
+// `buf`: the padded plane and its two blurs, then per channel of the block its GMP planes (and x in FP32 for FP16).
 template <typename T, int CB>
 CAT_INLINE void pool_block_planes(const PoolArgs<T>& a, int64_t b, int64_t c, bool first, float* acc, float* buf) {
   const PoolShape& s = a.s;
@@ -464,8 +470,9 @@ CAT_INLINE void pool_block_planes(const PoolArgs<T>& a, int64_t b, int64_t c, bo
 }
 
 constexpr int kBlock = 4;  // channels folded together into the per-position statistics
-// maps narrower than this take pool_block_planes (rows of 32+ floats: pool_block, whose rows stay in L1)
-constexpr int64_t kPlanesBelowW = 32;
+// maps of at most this many positions take pool_block_planes (its scratch planes stay in L2); larger ones
+// pool_block, whose rows stay in L1
+constexpr int64_t kPlanesMaxHW = 64 * 64;
 
 // One task: the channels of group g of sample b. Writes their channel statistics and the group's partial
 // spatial statistics (sum, max, m, s, t) [5, H, W].
@@ -476,7 +483,7 @@ CAT_INLINE void pool_group(const PoolArgs<T>& a, size_t task) {
   const int64_t HW = s.H * s.W, c0 = g * s.per_group, c1 = std::min(s.C, c0 + s.per_group);
   float* acc = a.partial + static_cast<int64_t>(task) * 5 * HW;
   const int64_t r = s.k / 2, Wp = s.W + 2 * r;
-  const bool planes = s.W < kPlanesBelowW;
+  const bool planes = HW <= kPlanesMaxHW;
   thread_local std::vector<float> buf;
   const int64_t floats = planes ? (s.H + 2 * r) * Wp + 2 * s.H * Wp + 3 * kLanes + kBlock * 3 * (HW + kLanes)
                                 : kBlock * ((std::is_same_v<T, float> ? 0 : HW) + 2 * s.W + s.k);
