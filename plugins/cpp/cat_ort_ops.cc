@@ -11,10 +11,13 @@
 // arithmetic in FP32. Work is split over ONNX Runtime's own intra-op thread pool (KernelContext::ParallelFor).
 //
 // FusedCatPool reads x once for all six statistics: a task owns a group of channels of one sample and walks them
-// plane by plane. Per plane it computes the channel sums and maxima row by row together with the Gaussian rows
-// (k x 1 along H from the plane, 1 x k along W from that row, replicate padding by clamped indices), and folds
-// the plane into running per-position statistics of its group (sum, max, and the GEP triple (m, s, t) rescaled
-// online when the maximum grows); the channel GEP is a second pass over the plane, which is then in L1/L2.
+// plane by plane, four planes at a time. Per plane it forms the Gaussian-blurred planes (replicate padding) and
+// folds the plane into running per-position statistics of its group (sum, max, and the GEP triple (m, s, t)
+// rescaled online when the maximum grows) together with the channel sums and maxima; the channel GEP is a second
+// pass over the plane, which is then in L1/L2. Maps of up to 64 x 64 positions are padded and blurred whole, as
+// flat vector runs, and folded as one run of H W positions (pool_block_planes: few partial vectors when W is
+// small); larger maps row by row (pool_block: k x 1 along H from the plane by clamped row indices, 1 x k along W
+// from that row), so that the scratch stays in L1.
 // A second parallel pass merges the groups' per-position triples with the same rule and writes `spatial`.
 //
 // Vector code uses GCC vector extensions (8 floats); every vector function is compiled twice (target_clones):
