@@ -11,10 +11,13 @@
 // arithmetic in FP32. Work is split over ONNX Runtime's own intra-op thread pool (KernelContext::ParallelFor).
 //
 // FusedCatPool reads x once for all six statistics: a task owns a group of channels of one sample and walks them
-// plane by plane. Per plane it computes the channel sums and maxima row by row together with the Gaussian rows
-// (k x 1 along H from the plane, 1 x k along W from that row, replicate padding by clamped indices), and folds
-// the plane into running per-position statistics of its group (sum, max, and the GEP triple (m, s, t) rescaled
-// online when the maximum grows); the channel GEP is a second pass over the plane, which is then in L1/L2.
+// plane by plane, four planes at a time. Per plane it forms the Gaussian-blurred planes (replicate padding) and
+// folds the plane into running per-position statistics of its group (sum, max, and the GEP triple (m, s, t)
+// rescaled online when the maximum grows) together with the channel sums and maxima; the channel GEP is a second
+// pass over the plane, which is then in L1/L2. Maps of up to 64 x 64 positions are padded and blurred whole, as
+// flat vector runs, and folded as one run of H W positions (pool_block_planes: few partial vectors when W is
+// small); larger maps row by row (pool_block: k x 1 along H from the plane by clamped row indices, 1 x k along W
+// from that row), so that the scratch stays in L1.
 // A second parallel pass merges the groups' per-position triples with the same rule and writes `spatial`.
 //
 // Vector code uses GCC vector extensions (8 floats); every vector function is compiled twice (target_clones):
@@ -175,10 +178,12 @@ struct PoolArgs {
 template <int K>
 CAT_INLINE void blur_rows_k(const float* const* rows, const float* tap, int64_t k_any, int64_t W, float* out) {
   const int64_t k = K > 0 ? K : k_any;
+  v8f tv[K > 0 ? K : kMaxTaps];  // in registers: `out` might alias `tap` for all the compiler knows
+  for (int64_t j = 0; j < k; ++j) tv[j] = splat(tap[j]);
   int64_t w = 0;
   for (; w + kLanes <= W; w += kLanes) {
-    v8f acc = splat(tap[0]) * load(rows[0] + w);
-    for (int64_t j = 1; j < k; ++j) acc += splat(tap[j]) * load(rows[j] + w);
+    v8f acc = tv[0] * load(rows[0] + w);
+    for (int64_t j = 1; j < k; ++j) acc += tv[j] * load(rows[j] + w);
     store(out + w, acc);
   }
   for (; w < W; ++w) {
@@ -192,10 +197,12 @@ CAT_INLINE void blur_rows_k(const float* const* rows, const float* tap, int64_t 
 template <int K>
 CAT_INLINE void blur_cols_k(const float* padded, const float* tap, int64_t k_any, int64_t W, float* out) {
   const int64_t k = K > 0 ? K : k_any;
+  v8f tv[K > 0 ? K : kMaxTaps];
+  for (int64_t j = 0; j < k; ++j) tv[j] = splat(tap[j]);
   int64_t w = 0;
   for (; w + kLanes <= W; w += kLanes) {
-    v8f acc = splat(tap[0]) * load(padded + w);
-    for (int64_t j = 1; j < k; ++j) acc += splat(tap[j]) * load(padded + w + j);
+    v8f acc = tv[0] * load(padded + w);
+    for (int64_t j = 1; j < k; ++j) acc += tv[j] * load(padded + w + j);
     store(out + w, acc);
   }
   for (; w < W; ++w) {
@@ -221,6 +228,29 @@ CAT_DISPATCH void blur_cols(const float* padded, const float* tap, int64_t k, in
     case 5: return blur_cols_k<5>(padded, tap, k, W, out);
     case 7: return blur_cols_k<7>(padded, tap, k, W, out);
     default: return blur_cols_k<0>(padded, tap, k, W, out);
+  }
+}
+
+// out[p] = sum_j tap[j] in[p + j step] for p in [0, n) in whole vectors: reads up to (k - 1) step + 7 past n, and
+// writes up to 7 past n (the caller's scratch has that slack). The Gaussian of a whole padded plane at once.
+template <int K>
+CAT_INLINE void blur_flat_k(const float* in, int64_t step, const float* tap, int64_t k_any, int64_t n, float* out) {
+  const int64_t k = K > 0 ? K : k_any;
+  v8f tv[K > 0 ? K : kMaxTaps];  // in registers: `out` might alias `tap` for all the compiler knows
+  for (int64_t j = 0; j < k; ++j) tv[j] = splat(tap[j]);
+  for (int64_t p = 0; p < n; p += kLanes) {
+    v8f acc = tv[0] * load(in + p);
+    for (int64_t j = 1; j < k; ++j) acc += tv[j] * load(in + p + j * step);
+    store(out + p, acc);
+  }
+}
+
+CAT_DISPATCH void blur_flat(const float* in, int64_t step, const float* tap, int64_t k, int64_t n, float* out) {
+  switch (k) {
+    case 3: return blur_flat_k<3>(in, step, tap, k, n, out);
+    case 5: return blur_flat_k<5>(in, step, tap, k, n, out);
+    case 7: return blur_flat_k<7>(in, step, tap, k, n, out);
+    default: return blur_flat_k<0>(in, step, tap, k, n, out);
   }
 }
 
@@ -268,6 +298,36 @@ CAT_INLINE void fold_chunk(const float* const* xrow, const float* const* gmp_c, 
   store_any(acc + 2 * HW, m, n);
   store_any(acc + 3 * HW, s, n);
   store_any(acc + 4 * HW, t, n);
+}
+
+// The channel statistics of channels [c, c + CB) of sample b from their folded sums and maxima `ch`: mean, GMP,
+// and GEP by a second pass over each plane xp[q] (now in L1/L2), shifted by its maximum.
+template <typename T, int CB>
+CAT_INLINE void channel_stats(const PoolArgs<T>& a, int64_t b, int64_t c, const float* const* xp,
+                              const ChannelAcc* ch) {
+  const PoolShape& s = a.s;
+  const int64_t HW = s.H * s.W;
+  for (int q = 0; q < CB; ++q) {
+    const float mc = hmax(ch[q].max);
+    v8f es = splat(0.0f), et = splat(0.0f);
+    int64_t i = 0;
+    for (; i + kLanes <= HW; i += kLanes) {
+      const v8f z = load(xp[q] + i) - splat(mc), e = vexp_neg(z);
+      es += e;
+      et += z * e;
+    }
+    if (i < HW) {
+      const int n = static_cast<int>(HW - i);
+      const v8f z = load_n(xp[q] + i, n, mc) - splat(mc), e = lanes_below(n) ? vexp(z) : splat(0.0f);
+      es += e;
+      et += z * e;
+    }
+    const float es_c = hsum(es), et_c = hsum(et);
+    T* out = a.channel + b * 3 * s.C + c + q;
+    out[0] = static_cast<T>(hsum(ch[q].sum) / static_cast<float>(HW));
+    out[s.C] = static_cast<T>(hmax(ch[q].gmp));
+    out[2 * s.C] = static_cast<T>(std::log(es_c) - et_c / es_c);
+  }
 }
 
 // Channels [c, c + CB) of sample b (a block of a task's group): their channel statistics, and their rows folded
@@ -319,32 +379,103 @@ CAT_INLINE void pool_block(const PoolArgs<T>& a, int64_t b, int64_t c, bool firs
     for (; w + kLanes <= W; w += kLanes) fold_chunk<CB>(xrow, gmp_c, gmp_s, w, kLanes, first, acc + h * W + w, HW, ch);
     if (w < W) fold_chunk<CB>(xrow, gmp_c, gmp_s, w, static_cast<int>(W - w), first, acc + h * W + w, HW, ch);
   }
+  channel_stats<T, CB>(a, b, c, xp, ch);
+}
 
-  for (int q = 0; q < CB; ++q) {
-    // channel GEP: a second pass over the plane (now in L1/L2), shifted by its maximum
-    const float mc = hmax(ch[q].max);
-    v8f es = splat(0.0f), et = splat(0.0f);
-    int64_t i = 0;
-    for (; i + kLanes <= HW; i += kLanes) {
-      const v8f z = load(xp[q] + i) - splat(mc), e = vexp_neg(z);
-      es += e;
-      et += z * e;
+// dst[0, n) = src[0, n) in whole vectors, the last one overlapping the one before (n >= 8)
+CAT_INLINE void copy_row(float* dst, const float* src, int64_t n) {
+  if (n < kLanes) {
+    std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
+    return;
+  }
+  for (int64_t w = 0; w + kLanes < n; w += kLanes) store(dst + w, load(src + w));
+  store(dst + n - kLanes, load(src + n - kLanes));
+}
+
+// x plane [H, W] into P [H + 2r, W + 2r], replicate padding (np.pad mode "edge"). The rows of x are written in
+// whole vectors, in order (up to 7 past each row's end, into the next row, which is written after it; P has 8
+// floats of slack); x is read in whole vectors except at its last 7 floats.
+CAT_INLINE void pad_plane(const float* x, int64_t H, int64_t W, int64_t r, float* P) {
+  const int64_t Wp = W + 2 * r, HW = H * W;
+  for (int64_t h = 0; h < H; ++h) {
+    const float* src = x + h * W;
+    float* dst = P + (h + r) * Wp;
+    const v8f left = splat(src[0]), right = splat(src[W - 1]);
+    for (int64_t j = 0; j < r; j += kLanes) store(dst + j, left);
+    for (int64_t w = 0; w < W; w += kLanes) {
+      const int64_t off = h * W + w;
+      store(dst + r + w, off + kLanes <= HW ? load(src + w) : load_n(src + w, static_cast<int>(HW - off), 0.0f));
     }
-    if (i < HW) {
-      const int n = static_cast<int>(HW - i);
-      const v8f z = load_n(xp[q] + i, n, mc) - splat(mc), e = lanes_below(n) ? vexp(z) : splat(0.0f);
-      es += e;
-      et += z * e;
-    }
-    const float es_c = hsum(es), et_c = hsum(et);
-    T* out = a.channel + b * 3 * s.C + c + q;
-    out[0] = static_cast<T>(hsum(ch[q].sum) / static_cast<float>(HW));
-    out[s.C] = static_cast<T>(hmax(ch[q].gmp));
-    out[2 * s.C] = static_cast<T>(std::log(es_c) - et_c / es_c);
+    for (int64_t j = 0; j < r; j += kLanes) store(dst + r + W + j, right);
+  }
+  for (int64_t j = 0; j < r; ++j) {
+    copy_row(P + j * Wp, P + r * Wp, Wp);
+    copy_row(P + (H + r + j) * Wp, P + (H + r - 1) * Wp, Wp);
   }
 }
 
+// rows [H, W] of a plane with row stride Wp into out [H, W], in whole vectors (out has 8 floats of slack)
+CAT_INLINE void compact_rows(const float* in, int64_t H, int64_t W, int64_t Wp, float* out) {
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t w = 0; w < W; w += kLanes) store(out + h * W + w, load(in + h * Wp + w));
+}
+
+// pool_block for maps of up to kPlanesMaxHW positions: per channel the whole plane is padded once and blurred as
+// flat vectors (k x 1 along H over rows of the padded plane, then 1 x k along W over the flat run), then all
+// positions are folded as one flat run of H W, so only the plane's last chunk is a partial vector.
+// `buf`: the padded plane and its two blurs, then per channel of the block its GMP planes (and x in FP32 for FP16).
+template <typename T, int CB>
+CAT_INLINE void pool_block_planes(const PoolArgs<T>& a, int64_t b, int64_t c, bool first, float* acc, float* buf) {
+  const PoolShape& s = a.s;
+  const int64_t H = s.H, W = s.W, HW = H * W, k = s.k, r = k / 2, Wp = W + 2 * r;
+  float* P = buf;                                // [H + 2r, Wp] + slack, the padded plane
+  float* Q = P + (H + 2 * r) * Wp + kLanes;      // [H, Wp] + slack, its k x 1 blur (padded along W)
+  float* G = Q + H * Wp + kLanes;                // [H, Wp] + slack, the k x k blur (first W of each row)
+  float* planes = G + H * Wp + kLanes;           // per channel: gmp_c, gmp_s [HW] + slack, x [HW] + slack (FP16)
+  const int64_t plane = HW + kLanes;
+  const float *xp[CB], *gmp_c[CB], *gmp_s[CB];
+  float tap[kMaxTaps];
+  for (int q = 0; q < CB; ++q) {
+    const T* xin = a.x + (b * s.C + c + q) * HW;
+    float* own = planes + q * 3 * plane;
+    if constexpr (std::is_same_v<T, float>) {
+      xp[q] = xin;
+    } else {
+      float* xf = own + 2 * plane;
+      for (int64_t i = 0; i < HW; ++i) xf[i] = static_cast<float>(xin[i]);
+      xp[q] = xf;
+    }
+    gmp_c[q] = gmp_s[q] = xp[q];
+    if (s.filter == kNone) continue;
+    for (int64_t j = 0; j < k; ++j) tap[j] = static_cast<float>(a.taps[(c + q) * k + j]);
+    pad_plane(xp[q], H, W, r, P);
+    blur_flat(P, Wp, tap, k, H * Wp, Q);
+    blur_flat(Q, 1, tap, k, H * Wp - 2 * r, G);
+    float* gs = own + plane;
+    compact_rows(G, H, W, Wp, gs);
+    gmp_s[q] = gs;
+    if (s.filter == kPaper) {
+      compact_rows(Q + r, H, W, Wp, own);
+      gmp_c[q] = own;
+    } else {
+      gmp_c[q] = gs;
+    }
+  }
+  ChannelAcc ch[CB];
+  for (int q = 0; q < CB; ++q) {
+    ch[q].sum = splat(0.0f);
+    ch[q].max = ch[q].gmp = splat(-std::numeric_limits<float>::infinity());
+  }
+  int64_t i = 0;
+  for (; i + kLanes <= HW; i += kLanes) fold_chunk<CB>(xp, gmp_c, gmp_s, i, kLanes, first, acc + i, HW, ch);
+  if (i < HW) fold_chunk<CB>(xp, gmp_c, gmp_s, i, static_cast<int>(HW - i), first, acc + i, HW, ch);
+  channel_stats<T, CB>(a, b, c, xp, ch);
+}
+
 constexpr int kBlock = 4;  // channels folded together into the per-position statistics
+// maps of at most this many positions take pool_block_planes (its scratch planes stay in L2); larger ones
+// pool_block, whose rows stay in L1
+constexpr int64_t kPlanesMaxHW = 64 * 64;
 
 // One task: the channels of group g of sample b. Writes their channel statistics and the group's partial
 // spatial statistics (sum, max, m, s, t) [5, H, W].
@@ -354,11 +485,20 @@ CAT_INLINE void pool_group(const PoolArgs<T>& a, size_t task) {
   const int64_t b = static_cast<int64_t>(task) / s.groups, g = static_cast<int64_t>(task) % s.groups;
   const int64_t HW = s.H * s.W, c0 = g * s.per_group, c1 = std::min(s.C, c0 + s.per_group);
   float* acc = a.partial + static_cast<int64_t>(task) * 5 * HW;
+  const int64_t r = s.k / 2, Wp = s.W + 2 * r;
+  const bool planes = HW <= kPlanesMaxHW;
   thread_local std::vector<float> buf;
-  buf.resize(static_cast<size_t>(kBlock * ((std::is_same_v<T, float> ? 0 : HW) + 2 * s.W + s.k)));
+  const int64_t floats = planes ? (s.H + 2 * r) * Wp + 2 * s.H * Wp + 3 * kLanes + kBlock * 3 * (HW + kLanes)
+                                : kBlock * ((std::is_same_v<T, float> ? 0 : HW) + 2 * s.W + s.k);
+  if (buf.size() < static_cast<size_t>(floats)) buf.resize(static_cast<size_t>(floats));
   int64_t c = c0;
-  for (; c + kBlock <= c1; c += kBlock) pool_block<T, kBlock>(a, b, c, c == c0, acc, buf.data());
-  for (; c < c1; ++c) pool_block<T, 1>(a, b, c, c == c0, acc, buf.data());
+  if (planes) {
+    for (; c + kBlock <= c1; c += kBlock) pool_block_planes<T, kBlock>(a, b, c, c == c0, acc, buf.data());
+    for (; c < c1; ++c) pool_block_planes<T, 1>(a, b, c, c == c0, acc, buf.data());
+  } else {
+    for (; c + kBlock <= c1; c += kBlock) pool_block<T, kBlock>(a, b, c, c == c0, acc, buf.data());
+    for (; c < c1; ++c) pool_block<T, 1>(a, b, c, c == c0, acc, buf.data());
+  }
 }
 
 // One merge task: positions [i0, i0 + chunk) of sample b, over the groups' partial statistics.
