@@ -40,6 +40,13 @@ POOL_CASES = {
     "fp16": ((2, 12, 7, 9), "paper", np.float16, 3.0, 0.0, "gauss5"),
     "fp16_large": ((1, 64, 14, 14), "2d", np.float16, 2e3, 0.0, "gauss5"),
     "fp16_stage1": ((1, 256, 56, 56), "paper", np.float16, 1.0, 0.0, "gauss5"),
+    # maps over 64x64 positions take the row-by-row path, smaller ones the whole-plane path
+    "rows_paper": ((2, 9, 70, 72), "paper", np.float32, 1.0, 0.0, "gauss5"),
+    "rows_2d_k7": ((1, 37, 65, 66), "2d", np.float32, 1.0, 0.0, "gauss7"),
+    "rows_none": ((1, 5, 80, 61), "none", np.float32, 1.0, 0.0, "gauss5"),
+    "rows_fp16_k3": ((1, 6, 66, 70), "paper", np.float16, 1.0, 0.0, "random3"),
+    "rows_offset_1e4": ((1, 33, 90, 47), "2d", np.float32, 300.0, 1e4, "gauss5"),
+    "planes_64x64": ((1, 20, 64, 64), "paper", np.float32, 1.0, 0.0, "gauss5"),
 }
 
 
