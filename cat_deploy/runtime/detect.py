@@ -473,6 +473,7 @@ def summarize_run(source: Source, spec: ModelSpec, opts: DetectOptions, journal:
         "model": str(opts.engine),
         "backend": runner.name,
         "providers": list(getattr(runner, "providers", []) or []),
+        "fused_ops": getattr(runner, "fused_ops", None),  # who runs the fused CAT nodes: "compiled", "twin", None
         "batch": batch,
         "input_size": list(spec.input_hw),
         "source": {"kind": source.kind, "path": source.description},

@@ -266,8 +266,9 @@ class StageTimes:
 
 def format_summary(s: dict[str, Any]) -> str:
     """The printed table of a run summary (see :func:`cat_deploy.runtime.detect.run_detection`)."""
-    rows = [f"model      {s['model']} ({s['backend']}{', ' + ', '.join(s['providers']) if s.get('providers') else ''}, "
-            f"batch {s['batch']})",
+    fused = {"compiled": ", fused CAT nodes: compiled operators", "twin": ", fused CAT nodes: Python twin (slow)"}
+    rows = [f"model      {s['model']} ({s['backend']}{', ' + ', '.join(s['providers']) if s.get('providers') else ''}"
+            f"{fused.get(s.get('fused_ops'), '')}, batch {s['batch']})",
             f"images     {s['images']['total']} total: {s['images']['done']} done "
             f"({s['images']['resumed']} from an earlier run), {s['images']['skipped']} skipped"
             + (f", {s['images']['ignored']} other files not read" if s['images'].get('ignored') else "")]

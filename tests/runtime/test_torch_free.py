@@ -47,6 +47,7 @@ def test_infer_on_onnx_without_pytorch_matches_the_full_stack(exported, tmp_path
     args = ["--engine", exported, "--images", ROOT / "assets" / "samples", "--device", "cpu", "--quiet", "--conf", "0.05"]
     proc = _python(run, ROOT / "infer.py", *args, "--out", tmp_path / "lean")
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((tmp_path / "lean" / "summary.json").read_text())["fused_ops"] is None  # no fused nodes
     run_detection(DetectOptions(engine=str(exported), images=str(ROOT / "assets" / "samples"), out=str(tmp_path / "full"),
                                 device="cpu", quiet=True, conf=0.05))
     lean = json.loads((tmp_path / "lean" / "detections.json").read_text())
@@ -74,6 +75,7 @@ def test_infer_on_a_plugin_onnx_without_pytorch_runs_the_compiled_op(ort_ops_lib
     args = ["--images", ROOT / "assets" / "samples", "--device", "cpu", "--quiet", "--conf", "0.05"]
     proc = _python(run, ROOT / "infer.py", "--engine", plugin, *args, "--out", tmp_path / "lean")
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((tmp_path / "lean" / "summary.json").read_text())["fused_ops"] == "compiled"
     run_detection(DetectOptions(engine=str(exported), images=str(ROOT / "assets" / "samples"), out=str(tmp_path / "full"),
                                 device="cpu", quiet=True, conf=0.05))
     lean = json.loads((tmp_path / "lean" / "detections.json").read_text())["annotations"]
