@@ -3,7 +3,7 @@
 
     python tools/precision_bench.py --ckpt assets/demo/cat_retinanet_tiny.pth --out docs/benchmarks
 
-Exports the checkpoint three times with ``cat_deploy.export.pipeline.run_export`` (the code
+Exports the checkpoint three times with ``cat_deploy.exporter.run_export`` (the code
 behind ``export.py``): ``--precision fp32``, ``fp16`` (ModelOpt AutoCast) and ``int8`` (ModelOpt
 PTQ, calibrated on ``--calib-num`` synthetic training-distribution scenes, seed 0, unless
 ``--calib-images`` is given). Each export runs its parity gate against PyTorch, which
