@@ -93,12 +93,11 @@ CAT_INLINE float hmax(v8f v) {
   return m;
 }
 
-// e^x, Cephes expf: x = n ln2 + r with |r| <= ln2/2, e^r by a degree-7 polynomial, 2^n through the exponent bits.
-// Relative error 8.4e-8 at worst on a dense grid over [-87, 88] against double exp (AVX2 and SSE clones);
-// 0 below -87 (e^-87 = 1.6e-38).
-CAT_INLINE v8f vexp(v8f x) {
-  const v8i under = x < splat(-87.0f);
-  x = vmin(vmax(x, splat(-87.0f)), splat(88.0f));
+// e^x for x <= 0 (shifted exponents), the hot path. Cephes expf: x = n ln2 + r with |r| <= ln2/2, e^r by a
+// degree-7 polynomial, 2^n through the exponent bits; relative error 8.4e-8 at worst on a dense grid over
+// [-87, 88] against double exp (AVX2 and SSE clones); e^-87 (1.6e-38: nothing next to s >= 1) below -87.
+CAT_INLINE v8f vexp_neg(v8f x) {
+  x = vmax(x, splat(-87.0f));
   const v8f n = (x * splat(1.44269504088896341f) + splat(12582912.0f)) - splat(12582912.0f);  // round(x / ln2)
   const v8f r = (x - n * splat(0.693359375f)) + n * splat(2.12194440e-4f);
   v8f p = splat(1.9875691500e-4f);
@@ -108,24 +107,12 @@ CAT_INLINE v8f vexp(v8f x) {
   p = p * r + splat(1.6666665459e-1f);
   p = p * r + splat(5.0000001201e-1f);
   const v8f y = p * (r * r) + r + splat(1.0f);
-  const v8i bits = (__builtin_convertvector(n, v8i) + 127) << 23;
-  return under ? splat(0.0f) : y * (v8f)bits;
+  return y * (v8f)((__builtin_convertvector(n, v8i) + 127) << 23);
 }
 
-// e^x for x <= 0 (shifted exponents), the hot path: vexp without the upper clamp, and e^-87 instead of 0 below
-// -87 (1.6e-38: nothing next to s >= 1).
-CAT_INLINE v8f vexp_neg(v8f x) {
-  x = vmax(x, splat(-87.0f));
-  const v8f n = (x * splat(1.44269504088896341f) + splat(12582912.0f)) - splat(12582912.0f);
-  const v8f r = (x - n * splat(0.693359375f)) + n * splat(2.12194440e-4f);
-  v8f p = splat(1.9875691500e-4f);
-  p = p * r + splat(1.3981999507e-3f);
-  p = p * r + splat(8.3334519073e-3f);
-  p = p * r + splat(4.1665795894e-2f);
-  p = p * r + splat(1.6666665459e-1f);
-  p = p * r + splat(5.0000001201e-1f);
-  const v8f y = p * (r * r) + r + splat(1.0f);
-  return y * (v8f)((__builtin_convertvector(n, v8i) + 127) << 23);
+// e^x for any x: the same polynomial with x clamped to 88, and 0 below -87.
+CAT_INLINE v8f vexp(v8f x) {
+  return x < splat(-87.0f) ? splat(0.0f) : vexp_neg(vmin(x, splat(88.0f)));
 }
 
 // log x for normal x > 0, Cephes logf (relative error 8.1e-8 at worst on a grid over (1, 1e6)). Used for s >= 1.
