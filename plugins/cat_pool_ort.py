@@ -8,8 +8,9 @@ So the graph surgery around the nodes can be checked without a GPU or the compil
 (``libcat_deploy_ort_ops.so``), but the twins are a convenience, not independent evidence for
 any kernel (``docs/plugin.md``); they call PyTorch and copy through Python, so never time them.
 
-:func:`ort_session_options` registers both for a graph that contains either node; the runtime's
-ONNX Runtime runner calls it (through ``cat_deploy.core.optional``, as this module needs PyTorch).
+:func:`twin_session_options` registers both; ``cat_deploy.plugins.ort_library`` calls it for a graph with
+either node when the compiled library is not built (through ``cat_deploy.core.optional``, as this module
+needs PyTorch).
 """
 from __future__ import annotations
 
@@ -21,14 +22,15 @@ import torch
 
 from cat_deploy.core.errors import MissingDependency, PluginUnavailable
 from cat_deploy.core.optional import lazy_import
-from cat_deploy.core.plugin_ids import DOMAIN, FUSION_CODES, GATE_OP_TYPE, GMP_FILTER_CODES, OP_TYPE
+from cat_deploy.core.plugin_ids import (DOMAIN, FUSION_CODES, GATE_OP, GATE_OP_TYPE, GMP_FILTER_CODES, OP_TYPE,
+                                        graph_custom_ops)
 from cat_deploy.layers.fused import cat_gate
 from cat_deploy.layers.pooling import cat_pool
 
 if TYPE_CHECKING:
     import onnx as onnx_types
 
-__all__ = ["ORT_HINT", "graph_has_plugin", "gmp_filter_name", "fusion_name", "register_ort_twin", "ort_session_options"]
+__all__ = ["ORT_HINT", "graph_has_plugin", "gmp_filter_name", "fusion_name", "register_ort_twin", "twin_session_options"]
 
 ORT_HINT = ("ONNX Runtime needs onnxruntime-extensions to run the fused CAT nodes (--gep plugin, --fuse-gate): "
             "pip install 'cat-deploy[plugin]' (or export with --gep stable and without --fuse-gate)")
@@ -54,7 +56,7 @@ def graph_has_plugin(model: Union[str, os.PathLike, bytes, "onnx_types.ModelProt
         raise
     except Exception:  # missing file, not ONNX: ONNX Runtime gives the error message
         return False
-    return any(n.op_type in (OP_TYPE, GATE_OP_TYPE) and n.domain == DOMAIN for n in model.graph.node)
+    return bool({f"{DOMAIN}::{OP_TYPE}", GATE_OP} & set(graph_custom_ops(model.graph)))
 
 
 def gmp_filter_name(value) -> str:
@@ -104,18 +106,6 @@ def register_ort_twin() -> None:
         return y.numpy()
 
     _ORT_TWIN_REGISTERED = True
-
-
-def ort_session_options(model, options=None):
-    """``options`` (or new SessionOptions) with the twin's library registered when ``model`` needs it.
-
-    Returns ``options`` unchanged (possibly ``None``) for graphs without the fused node.
-    Raises :class:`PluginUnavailable` when the graph has the node and onnxruntime-extensions
-    is missing.
-    """
-    if not graph_has_plugin(model):
-        return options
-    return twin_session_options(options)
 
 
 def twin_session_options(options=None):
